@@ -1,0 +1,318 @@
+/**
+ * The region agent: samples its Redis nodes every `intervalMs`, publishes a heartbeat, listens to
+ * every other region's heartbeat, derives region states, and serves them over a NATS service
+ * endpoint and HTTP. It keeps running through NATS and Redis outages (clients reconnect on their
+ * own) and drops bad messages instead of failing.
+ */
+import { hostname } from 'node:os';
+import type { Server } from 'node:http';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { Svcm, type Service } from '@nats-io/services';
+import {
+  SERVICE_NAME,
+  configuredNodes,
+  groupSubjects,
+  makeLogger,
+  type AgentConfig,
+  type GroupSubjects,
+  type Heartbeat,
+  type Logger,
+  type RegionState,
+  type StatusReport,
+} from '@georep/core';
+import { decodeHeartbeat } from './heartbeat.js';
+import { startHttpServer, type HealthDocument } from './http-server.js';
+import { createMetrics, type AgentMetrics } from './metrics.js';
+import { connectNats } from './nats-connection.js';
+import { NodeSampler } from './node-sampler.js';
+import { RegionTracker } from './region-tracker.js';
+import { AGENT_VERSION } from './version.js';
+
+/** How often the agent re-evaluates its view between heartbeats, to report changes promptly. */
+const VIEW_CHECK_MS = 200;
+/** At most one warning per subject per this many ms about dropped messages. */
+const BAD_MESSAGE_LOG_INTERVAL_MS = 10_000;
+
+/** A running agent; create with {@link Agent.start}. */
+export class Agent {
+  readonly config: AgentConfig;
+  readonly subjects: GroupSubjects;
+  readonly identity: Heartbeat['agent'];
+  readonly metrics: AgentMetrics;
+  readonly #log: Logger;
+  readonly #tracker: RegionTracker;
+  readonly #sampler: NodeSampler;
+  #nc: NatsConnection | null = null;
+  #service: Service | null = null;
+  #subscription: Subscription | null = null;
+  #http: { server: Server; port: number } | null = null;
+  #timers: NodeJS.Timeout[] = [];
+  #seq = 0;
+  #ticking = false;
+  #stopped = false;
+  #lastPublishedView = '';
+  #lastStates = new Map<string, RegionState>();
+  #lastBadLog = new Map<string, number>();
+  #connecting: Promise<void> | null = null;
+
+  private constructor(config: AgentConfig) {
+    this.config = config;
+    this.subjects = groupSubjects(config.group);
+    this.identity = {
+      id: `${config.region}/${hostname()}/${process.pid}`,
+      version: AGENT_VERSION,
+      startedAt: Date.now(),
+    };
+    this.#log = makeLogger('agent');
+    this.#tracker = new RegionTracker({
+      group: config.group,
+      self: config.region,
+      expected: config.regions,
+      downAfterMs: config.health.downAfterMs,
+    });
+    this.#sampler = new NodeSampler(configuredNodes(config), config.redis);
+    this.metrics = createMetrics(() => this.report(), {
+      group: config.group,
+      region: config.region,
+    });
+  }
+
+  /**
+   * Starts the agent. HTTP comes up first (so `/healthz` can say what is missing), the health loop
+   * runs from the start, and NATS is connected in the background, retrying until it answers.
+   */
+  static async start(config: AgentConfig): Promise<Agent> {
+    const agent = new Agent(config);
+    if (config.http !== false) {
+      agent.#http = await startHttpServer(
+        config.http.host,
+        config.http.port,
+        () => agent.health(),
+        agent.metrics.registry,
+      );
+    }
+    agent.#timers.push(setInterval(() => void agent.#tick(), config.health.intervalMs));
+    agent.#timers.push(setInterval(() => agent.#checkView(), VIEW_CHECK_MS));
+    agent.#connecting = agent.#connect();
+    await agent.#tick();
+    agent.#log.info(
+      {
+        agent: agent.identity,
+        httpPort: agent.httpPort,
+        nats: config.nats.servers,
+        nodes: configuredNodes(config),
+      },
+      'agent started',
+    );
+    return agent;
+  }
+
+  /** Port of the HTTP endpoint, or null when it is off. */
+  get httpPort(): number | null {
+    return this.#http?.port ?? null;
+  }
+
+  /** True while connected to NATS. */
+  get natsConnected(): boolean {
+    return this.#nc !== null && !this.#nc.isClosed() && !this.#nc.isDraining() && this.#natsUp;
+  }
+  #natsUp = false;
+
+  /** Waits until the first NATS connection is made (tests and `georep dev`). */
+  async connected(): Promise<void> {
+    await this.#connecting;
+  }
+
+  /** The status report `georep status` shows. */
+  report(): StatusReport {
+    return this.#tracker.report(this.config.region);
+  }
+
+  /** The `/healthz` document. */
+  health(): HealthDocument {
+    const report = this.report();
+    const self = report.regions.find((r) => r.name === this.config.region);
+    const redisReachable = self?.nodes.some((n) => n.up) ?? false;
+    return {
+      ok: this.natsConnected && redisReachable,
+      group: this.config.group,
+      region: this.config.region,
+      natsConnected: this.natsConnected,
+      redisReachable,
+      regions: Object.fromEntries(report.regions.map((r) => [r.name, r.state])),
+    };
+  }
+
+  async #connect(): Promise<void> {
+    try {
+      const nc = await connectNats(this.config.nats, {
+        name: `georep-agent ${this.config.group}/${this.config.region}`,
+        waitOnFirstConnect: true,
+      });
+      if (this.#stopped) {
+        await nc.close();
+        return;
+      }
+      this.#nc = nc;
+      this.#natsUp = true;
+      void this.#watchNats(nc);
+      this.#subscription = nc.subscribe(this.subjects.allHeartbeats, {
+        callback: (err, msg) => {
+          if (err !== null) {
+            this.#log.warn({ err: err.message }, 'heartbeat subscription error');
+            return;
+          }
+          this.#onHeartbeat(msg.subject, msg.data);
+        },
+      });
+      this.#service = await this.#addService(nc);
+      this.#log.info({ server: nc.getServer() }, 'connected to NATS');
+      this.#publish();
+    } catch (err) {
+      this.#log.error(
+        { err: (err as Error).message },
+        'cannot connect to NATS; the agent keeps sampling and retries on restart',
+      );
+    }
+  }
+
+  async #watchNats(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') {
+        this.#natsUp = false;
+        this.#log.warn({ server: s.server }, 'disconnected from NATS; reconnecting');
+      } else if (s.type === 'reconnect') {
+        this.#natsUp = true;
+        this.#log.info({ server: s.server }, 'reconnected to NATS');
+        this.#publish();
+      }
+    }
+  }
+
+  async #addService(nc: NatsConnection): Promise<Service> {
+    const service = await new Svcm(nc).add({
+      name: SERVICE_NAME,
+      version: AGENT_VERSION,
+      description: 'georep region agent',
+      metadata: { group: this.config.group, region: this.config.region },
+    });
+    const respondStatus = (err: Error | null, msg: { respond: (data: string) => boolean }) => {
+      if (err !== null) return;
+      msg.respond(JSON.stringify(this.report()));
+    };
+    service.addEndpoint('status', { subject: this.subjects.status, handler: respondStatus });
+    service.addEndpoint('region-status', {
+      subject: this.subjects.regionStatus(this.config.region),
+      handler: respondStatus,
+    });
+    return service;
+  }
+
+  #onHeartbeat(subject: string, data: Uint8Array): void {
+    const decoded = decodeHeartbeat(data, this.config.group);
+    if ('rejected' in decoded) {
+      this.metrics.badMessages.inc({ subject });
+      const now = Date.now();
+      if (now - (this.#lastBadLog.get(subject) ?? 0) > BAD_MESSAGE_LOG_INTERVAL_MS) {
+        this.#lastBadLog.set(subject, now);
+        this.#log.warn({ subject, reason: decoded.rejected }, 'dropped a malformed heartbeat');
+      }
+      return;
+    }
+    if (decoded.region === this.config.region) {
+      if (decoded.agent.id !== this.identity.id) {
+        this.#log.warn(
+          { other: decoded.agent },
+          'another agent publishes heartbeats for this region',
+        );
+      }
+      return;
+    }
+    if (subject !== this.subjects.heartbeat(decoded.region)) {
+      this.metrics.badMessages.inc({ subject });
+      return;
+    }
+    this.metrics.heartbeatsReceived.inc({ region: decoded.region });
+    this.#tracker.observe(decoded);
+    this.#checkView();
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#ticking || this.#stopped) return;
+    this.#ticking = true;
+    try {
+      const nodes = await this.#sampler.sampleAll();
+      this.#tracker.setLocal(nodes, this.identity);
+      this.#publish();
+    } catch (err) {
+      this.#log.error({ err: (err as Error).message }, 'health tick failed');
+    } finally {
+      this.#ticking = false;
+    }
+  }
+
+  #publish(): void {
+    const nc = this.#nc;
+    if (nc === null || !this.#natsUp || this.#stopped) return;
+    const view = this.#tracker.localView();
+    const self = this.report().regions.find((r) => r.name === this.config.region);
+    const heartbeat: Heartbeat = {
+      v: 1,
+      group: this.config.group,
+      region: this.config.region,
+      agent: this.identity,
+      seq: ++this.#seq,
+      sentAt: Date.now(),
+      intervalMs: this.config.health.intervalMs,
+      downAfterMs: this.config.health.downAfterMs,
+      nodes: self?.nodes ?? [],
+      view,
+    };
+    try {
+      nc.publish(this.subjects.heartbeat(this.config.region), JSON.stringify(heartbeat));
+      this.#lastPublishedView = JSON.stringify(view);
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'could not publish heartbeat');
+    }
+  }
+
+  /**
+   * Publishes early when this agent's view changed, and logs region state transitions. During
+   * the first `downAfterMs` after start every peer is still unheard of, so transitions are only
+   * logged after it: a region that is not up then is reported once.
+   */
+  #checkView(): void {
+    if (this.#stopped) return;
+    if (JSON.stringify(this.#tracker.localView()) !== this.#lastPublishedView) this.#publish();
+    if (Date.now() - this.identity.startedAt < this.config.health.downAfterMs) return;
+    for (const [region, judged] of this.#tracker.states()) {
+      const before = this.#lastStates.get(region);
+      if (before === judged.state) continue;
+      this.#lastStates.set(region, judged.state);
+      if (before === undefined && judged.state === 'up') continue;
+      const fields = {
+        subject_region: region,
+        from: before ?? 'unknown',
+        to: judged.state,
+        suspectBy: judged.seenSuspectBy,
+      };
+      if (judged.state === 'up') this.#log.info(fields, `region ${region} is up`);
+      else this.#log.warn(fields, `region ${region} is ${judged.state}`);
+    }
+  }
+
+  /** Stops timers, leaves NATS cleanly, closes Redis clients and the HTTP server. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    await this.#service?.stop().catch(() => undefined);
+    this.#subscription?.unsubscribe();
+    if (this.#nc !== null) await this.#nc.drain().catch(() => undefined);
+    this.#sampler.close();
+    const http = this.#http;
+    if (http !== null) await new Promise<void>((resolve) => http.server.close(() => resolve()));
+    this.#log.info({}, 'agent stopped');
+  }
+}

@@ -1,0 +1,11 @@
+export { Agent } from './agent.js';
+export { RegionTracker } from './region-tracker.js';
+export type { RegionTrackerOptions } from './region-tracker.js';
+export { decodeHeartbeat } from './heartbeat.js';
+export { connectNats, natsConnectionOptions } from './nats-connection.js';
+export type { ConnectNatsOptions } from './nats-connection.js';
+export { withReplicaLag, NodeSampler } from './node-sampler.js';
+export { installAgentLogger, REDACT_PATHS } from './logging.js';
+export { AGENT_VERSION } from './version.js';
+export type { HealthDocument } from './http-server.js';
+export type { AgentMetrics } from './metrics.js';

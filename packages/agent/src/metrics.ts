@@ -1,0 +1,104 @@
+/**
+ * Prometheus metrics of the agent, computed from the tracker at scrape time so they can never
+ * disagree with `georep status`. Process metrics (CPU, resident memory) come from prom-client's
+ * defaults.
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { StatusReport } from '@georep/core';
+
+/** The agent's metric registry and the counters it increments. */
+export interface AgentMetrics {
+  registry: Registry;
+  heartbeatsReceived: Counter<'region'>;
+  badMessages: Counter<'subject'>;
+}
+
+const STATE_VALUE = { up: 1, suspect: 0.5, down: 0 } as const;
+
+/** Creates the registry; `report` is called on every scrape. */
+export function createMetrics(
+  report: () => StatusReport,
+  labels: { group: string; region: string },
+): AgentMetrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ group: labels.group, agent_region: labels.region });
+  collectDefaultMetrics({ register: registry });
+
+  const heartbeatAge = new Gauge({
+    name: 'georep_region_heartbeat_age_seconds',
+    help: 'Seconds since this agent last heard the region heartbeat',
+    labelNames: ['region'],
+    registers: [registry],
+  });
+  const nodeUp = new Gauge({
+    name: 'georep_node_up',
+    help: 'Whether the Redis node answered its last health sample (1) or not (0)',
+    labelNames: ['region', 'node', 'role'],
+    registers: [registry],
+  });
+  const nodePing = new Gauge({
+    name: 'georep_node_ping_seconds',
+    help: 'PING round trip of the last health sample',
+    labelNames: ['region', 'node'],
+    registers: [registry],
+  });
+  const nodeLag = new Gauge({
+    name: 'georep_node_replication_lag_bytes',
+    help: 'Bytes a replica is behind its primary',
+    labelNames: ['region', 'node'],
+    registers: [registry],
+  });
+  const nodeMemory = new Gauge({
+    name: 'georep_node_used_memory_bytes',
+    help: 'INFO used_memory of the node',
+    labelNames: ['region', 'node'],
+    registers: [registry],
+  });
+  const nodeOps = new Gauge({
+    name: 'georep_node_ops_per_second',
+    help: 'INFO instantaneous_ops_per_sec of the node',
+    labelNames: ['region', 'node'],
+    registers: [registry],
+  });
+
+  const regionState = new Gauge({
+    name: 'georep_region_state',
+    help: 'Region state as seen by this agent: 1 up, 0.5 suspect, 0 down',
+    labelNames: ['region'],
+    registers: [registry],
+    // One collect hook refreshes every gauge from the same report.
+    collect() {
+      for (const g of [this, heartbeatAge, nodeUp, nodePing, nodeLag, nodeMemory, nodeOps])
+        g.reset();
+      for (const region of report().regions) {
+        regionState.set({ region: region.name }, STATE_VALUE[region.state]);
+        if (region.heartbeatAgeMs !== null)
+          heartbeatAge.set({ region: region.name }, region.heartbeatAgeMs / 1000);
+        for (const node of region.nodes) {
+          const l = { region: region.name, node: node.id };
+          nodeUp.set({ ...l, role: node.role }, node.up ? 1 : 0);
+          if (node.pingMs !== undefined) nodePing.set(l, node.pingMs / 1000);
+          if (node.lagBytes !== undefined) nodeLag.set(l, node.lagBytes);
+          if (node.usedMemoryBytes !== undefined) nodeMemory.set(l, node.usedMemoryBytes);
+          if (node.opsPerSec !== undefined) nodeOps.set(l, node.opsPerSec);
+        }
+      }
+    },
+  });
+
+  return {
+    registry,
+    heartbeatsReceived: new Counter({
+      name: 'georep_heartbeats_received_total',
+      help: 'Heartbeats received from other regions',
+      labelNames: ['region'],
+      registers: [registry],
+    }),
+    badMessages: new Counter({
+      name: 'georep_bad_messages_total',
+      help: 'Messages dropped because they failed validation',
+      labelNames: ['subject'],
+      registers: [registry],
+    }),
+  };
+}

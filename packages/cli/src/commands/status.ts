@@ -1,0 +1,78 @@
+/** `georep status`: every region's health, asked of any reachable agent. */
+import { Command, Option } from 'commander';
+import type { RegionStatus, StatusReport } from '@georep/core';
+import { AgentClient } from '../agent-client.js';
+import { formatAge, formatBytes, renderTable } from '../format.js';
+import { globalsOf, natsConfigFrom } from '../global-options.js';
+
+/** One table row per region. */
+export function renderStatus(report: StatusReport): string {
+  const rows = report.regions.map((r) => regionRow(r));
+  const title = `group ${report.group}: ${report.regions.length} regions, as seen by the agent of ${report.answeredBy}`;
+  return `${title}\n${renderTable(
+    ['REGION', 'STATE', 'PRIMARY', 'REPLICAS', 'LAG', 'MEMORY', 'OPS/S', 'HEARTBEAT', 'AGREE'],
+    rows,
+  )}`;
+}
+
+function regionRow(region: RegionStatus): string[] {
+  const primary = region.nodes.find((n) => n.id === region.primary);
+  const replicas = region.nodes.filter((n) => n.role === 'replica');
+  const lags = replicas.map((n) => n.lagBytes).filter((l): l is number => l !== undefined);
+  const agree =
+    region.state === 'up'
+      ? `up: ${region.seenUpBy.join(',') || '-'}`
+      : `suspect: ${region.seenSuspectBy.join(',') || '-'}`;
+  return [
+    region.name,
+    region.state,
+    primary === undefined ? '-' : `${primary.id} ${primary.host}:${primary.port}`,
+    replicas.length === 0 ? '0' : `${replicas.filter((n) => n.up).length}/${replicas.length} up`,
+    lags.length === 0 ? '-' : formatBytes(Math.max(...lags)),
+    formatBytes(primary?.usedMemoryBytes),
+    primary?.opsPerSec === undefined ? '-' : String(primary.opsPerSec),
+    formatAge(region.heartbeatAgeMs),
+    agree,
+  ];
+}
+
+interface StatusOptions {
+  json?: boolean;
+  watch?: boolean;
+  region?: string;
+  interval: string;
+}
+
+export function makeStatusCommand(): Command {
+  return new Command('status')
+    .description("show every region's health, as seen by one agent")
+    .option('--json', 'print one JSON document')
+    .option('--watch', 'refresh every second until interrupted')
+    .option('--region <name>', 'ask the agent of this region (default: any agent, nearest first)')
+    .addOption(
+      new Option('--interval <ms>', 'refresh interval with --watch').default('1000').hideHelp(),
+    )
+    .action(async (opts: StatusOptions, command: Command) => {
+      const globals = globalsOf(command);
+      await using client = await AgentClient.connect(
+        natsConfigFrom(globals),
+        Number(globals.timeout),
+      );
+      const group = await client.resolveGroup(globals.group);
+      const show = async () => {
+        const report = await client.status(group, opts.region);
+        return opts.json === true ? JSON.stringify(report, null, 2) : renderStatus(report);
+      };
+      if (opts.watch !== true) {
+        process.stdout.write(`${await show()}\n`);
+        return;
+      }
+      const stop = new AbortController();
+      process.once('SIGINT', () => stop.abort());
+      while (!stop.signal.aborted) {
+        const text = await show().catch((err: unknown) => `(no answer: ${(err as Error).message})`);
+        process.stdout.write(`\x1b[2J\x1b[H${text}\n`);
+        await new Promise((resolve) => setTimeout(resolve, Number(opts.interval)));
+      }
+    });
+}

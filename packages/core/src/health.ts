@@ -1,0 +1,96 @@
+/**
+ * The health plane's wire types: what an agent samples, what it publishes every second, and the
+ * status report it serves. Versioned with `v` so that mixed agent versions can coexist.
+ */
+
+/** A region as one agent sees it. `down` needs a majority of live agents to agree. */
+export type RegionState = 'up' | 'suspect' | 'down';
+
+/** The role Redis reports (`role:master` is shown as `primary`). */
+export type NodeRole = 'primary' | 'replica';
+
+/** A replica as its primary reports it (INFO replication `slaveN`). */
+export interface ReplicaLink {
+  host: string;
+  port: number;
+  state: string;
+  offset: number;
+  /** Bytes the replica is behind the primary's `master_repl_offset`. */
+  lagBytes: number;
+}
+
+/** One sample of one Redis node. Fields other than the identity are absent when `up` is false. */
+export interface NodeSample {
+  id: string;
+  host: string;
+  port: number;
+  up: boolean;
+  /** Why the node is not `up` (connection refused, timeout, LOADING, ...). */
+  error?: string;
+  /** Last role seen; kept while the node is down so `status` can still show it. */
+  role: NodeRole;
+  pingMs?: number;
+  version?: string;
+  /** `master_repl_offset`. */
+  replOffset?: number;
+  /** On a replica: its primary and the link. */
+  primary?: { host: string; port: number; linkUp: boolean; lastIoSecondsAgo?: number };
+  /** On a replica: bytes behind its primary, when the primary is sampled too. */
+  lagBytes?: number;
+  /** On a primary: its replicas. */
+  replicas?: ReplicaLink[];
+  usedMemoryBytes?: number;
+  /** 0 means no limit, as in Redis. */
+  maxMemoryBytes?: number;
+  opsPerSec?: number;
+  connectedClients?: number;
+  rdbLastSaveTime?: number;
+  rdbLastBgsaveOk?: boolean;
+  rdbChangesSinceLastSave?: number;
+  aofEnabled?: boolean;
+  aofLastWriteOk?: boolean;
+  /** Unix ms of the sample. */
+  sampledAt: number;
+}
+
+/** Published by every agent every `intervalMs` on its region's heartbeat subject. */
+export interface Heartbeat {
+  v: 1;
+  group: string;
+  region: string;
+  agent: { id: string; version: string; startedAt: number };
+  /** Increments by one per heartbeat of one agent run. */
+  seq: number;
+  sentAt: number;
+  intervalMs: number;
+  downAfterMs: number;
+  nodes: NodeSample[];
+  /** This agent's own view of every region it knows (`up` or `suspect`; never `down`). */
+  view: Record<string, 'up' | 'suspect'>;
+}
+
+/** One region in a {@link StatusReport}. */
+export interface RegionStatus {
+  name: string;
+  state: RegionState;
+  /** ms since the asked agent last heard this region's heartbeat; null if never. */
+  heartbeatAgeMs: number | null;
+  /** Agents (by region) whose latest view has this region up, and suspect. */
+  seenUpBy: string[];
+  seenSuspectBy: string[];
+  /** The node currently primary, if any was seen. */
+  primary: string | null;
+  nodes: NodeSample[];
+  agent: { id: string; version: string; startedAt: number } | null;
+}
+
+/** What `georep status` shows: the health of every region as one agent sees it. */
+export interface StatusReport {
+  v: 1;
+  group: string;
+  /** The region whose agent answered. */
+  answeredBy: string;
+  generatedAt: number;
+  downAfterMs: number;
+  regions: RegionStatus[];
+}

@@ -1,0 +1,42 @@
+export {
+  ExitCode,
+  GeorepError,
+  ConfigError,
+  UnreachableError,
+  NotFoundError,
+  ConflictError,
+  DependencyMissingError,
+  TimeoutError,
+  toGeorepError,
+  exitCodeFor,
+} from './errors.js';
+export type { GeorepErrorOptions } from './errors.js';
+export { isValidName, parseRegionId, parseGroupName, parseNodeId } from './ids.js';
+export type { Brand, RegionId, GroupName, NodeId } from './ids.js';
+export { HybridLogicalClock, ClockDriftError, compareHlc, encodeHlc, decodeHlc } from './hlc.js';
+export type { HlcTimestamp, HlcOptions } from './hlc.js';
+export { makeLogger, setLoggerFactory, silentLogger } from './logger.js';
+export type { Logger, LoggerFactory, LogFields } from './logger.js';
+export { SERVICE_NAME, groupSubjects } from './subjects.js';
+export type { GroupSubjects } from './subjects.js';
+export {
+  agentConfigSchema,
+  CONFIG_ENV,
+  applyEnv,
+  splitList,
+  parseAgentConfig,
+  readJsonFile,
+  loadAgentConfig,
+  configuredNodes,
+  resolveSecret,
+} from './config.js';
+export type { AgentConfig, NatsConfig, RedisConfig, TlsConfig, ConfiguredNode } from './config.js';
+export type {
+  RegionState,
+  NodeRole,
+  ReplicaLink,
+  NodeSample,
+  Heartbeat,
+  RegionStatus,
+  StatusReport,
+} from './health.js';

@@ -1,0 +1,124 @@
+/**
+ * Parsing of the INFO reply. INFO is text: `# Section` headers and `key:value` lines; some values
+ * are themselves `k=v,k=v` lists (replicas, keyspace). Unknown keys are kept, so newer servers
+ * (Redis 7.x, Valkey 8) parse without changes.
+ */
+import type { NodeRole, ReplicaLink } from '@georep/core';
+
+/** INFO as nested maps: section name (lower case) → key → raw value. */
+export type InfoSections = Record<string, Record<string, string>>;
+
+/** Parses the raw INFO text. */
+export function parseInfo(text: string): InfoSections {
+  const sections: InfoSections = {};
+  let current: Record<string, string> = {};
+  sections[''] = current;
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line === '') continue;
+    if (line.startsWith('#')) {
+      current = {};
+      sections[line.slice(1).trim().toLowerCase()] = current;
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    current[line.slice(0, colon)] = line.slice(colon + 1);
+  }
+  return sections;
+}
+
+/** Parses `k=v,k=v` (INFO `slave0`, `db0`) into a map. */
+export function parseInfoList(value: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of value.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq > 0) out[part.slice(0, eq)] = part.slice(eq + 1);
+  }
+  return out;
+}
+
+function num(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** The fields of INFO that the health plane reports, typed. */
+export interface InfoSummary {
+  version?: string;
+  role: NodeRole;
+  replOffset?: number;
+  primary?: { host: string; port: number; linkUp: boolean; lastIoSecondsAgo?: number };
+  /** A replica's own processed offset (`slave_repl_offset`). */
+  replicaOffset?: number;
+  replicas: ReplicaLink[];
+  usedMemoryBytes?: number;
+  maxMemoryBytes?: number;
+  opsPerSec?: number;
+  connectedClients?: number;
+  rdbLastSaveTime?: number;
+  rdbLastBgsaveOk?: boolean;
+  rdbChangesSinceLastSave?: number;
+  aofEnabled?: boolean;
+  aofLastWriteOk?: boolean;
+  /** `loading:1` while the node loads its dataset. */
+  loading: boolean;
+}
+
+/** Extracts the health-relevant fields from parsed INFO. */
+export function summarizeInfo(info: InfoSections): InfoSummary {
+  const server = info.server ?? {};
+  const repl = info.replication ?? {};
+  const memory = info.memory ?? {};
+  const stats = info.stats ?? {};
+  const persistence = info.persistence ?? {};
+  const clients = info.clients ?? {};
+  const role: NodeRole = repl.role === 'slave' ? 'replica' : 'primary';
+  const replOffset = num(repl.master_repl_offset);
+  const replicas: ReplicaLink[] = [];
+  for (const [key, value] of Object.entries(repl)) {
+    if (!/^slave\d+$/.test(key)) continue;
+    const r = parseInfoList(value);
+    const offset = num(r.offset) ?? 0;
+    replicas.push({
+      host: r.ip ?? '',
+      port: num(r.port) ?? 0,
+      state: r.state ?? 'unknown',
+      offset,
+      lagBytes: Math.max(0, (replOffset ?? offset) - offset),
+    });
+  }
+  const summary: InfoSummary = {
+    role,
+    replicas,
+    loading: persistence.loading === '1',
+  };
+  const set = <K extends keyof InfoSummary>(key: K, value: InfoSummary[K] | undefined) => {
+    if (value !== undefined) summary[key] = value;
+  };
+  set('version', server.redis_version ?? server.valkey_version);
+  set('replOffset', replOffset);
+  if (role === 'replica' && repl.master_host !== undefined) {
+    const lastIo = num(repl.master_last_io_seconds_ago);
+    summary.primary = {
+      host: repl.master_host,
+      port: num(repl.master_port) ?? 0,
+      linkUp: repl.master_link_status === 'up',
+      ...(lastIo === undefined || lastIo < 0 ? {} : { lastIoSecondsAgo: lastIo }),
+    };
+    set('replicaOffset', num(repl.slave_repl_offset));
+  }
+  set('usedMemoryBytes', num(memory.used_memory));
+  set('maxMemoryBytes', num(memory.maxmemory));
+  set('opsPerSec', num(stats.instantaneous_ops_per_sec));
+  set('connectedClients', num(clients.connected_clients));
+  set('rdbLastSaveTime', num(persistence.rdb_last_save_time));
+  if (persistence.rdb_last_bgsave_status !== undefined)
+    summary.rdbLastBgsaveOk = persistence.rdb_last_bgsave_status === 'ok';
+  set('rdbChangesSinceLastSave', num(persistence.rdb_changes_since_last_save));
+  if (persistence.aof_enabled !== undefined) summary.aofEnabled = persistence.aof_enabled === '1';
+  if (persistence.aof_last_write_status !== undefined)
+    summary.aofLastWriteOk = persistence.aof_last_write_status === 'ok';
+  return summary;
+}
