@@ -88,7 +88,7 @@ export class Agent {
         config.http.host,
         config.http.port,
         () => agent.health(),
-        agent.metrics.registry,
+        agent.metrics,
       );
     }
     agent.#timers.push(setInterval(() => void agent.#tick(), config.health.intervalMs));

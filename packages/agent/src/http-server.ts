@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+import type { AgentMetrics } from './metrics.js';
 import type { RegionState } from '@georep/core';
 
 /** What `/healthz` reports. */
@@ -23,7 +23,7 @@ export async function startHttpServer(
   host: string,
   port: number,
   health: () => HealthDocument,
-  registry: Registry,
+  metrics: AgentMetrics,
 ): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -39,9 +39,11 @@ export async function startHttpServer(
       return;
     }
     if (path === '/metrics') {
-      registry
-        .metrics()
-        .then((text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text))
+      metrics
+        .render()
+        .then((text) =>
+          res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+        )
         .catch((err: unknown) => res.writeHead(500).end(String(err)));
       return;
     }

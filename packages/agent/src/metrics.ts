@@ -1,6 +1,6 @@
 /**
- * Prometheus metrics of the agent, computed from the tracker at scrape time so they can never
- * disagree with `georep status`. Process metrics (CPU, resident memory) come from prom-client's
+ * Prometheus metrics of the agent, computed from the status report at scrape time so they can
+ * never disagree with `georep status`. Process metrics (CPU, resident memory) come from prom-client's
  * defaults.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
@@ -9,6 +9,8 @@ import type { StatusReport } from '@georep/core';
 /** The agent's metric registry and the counters it increments. */
 export interface AgentMetrics {
   registry: Registry;
+  /** The Prometheus text of a scrape, gauges refreshed from the current report first. */
+  render: () => Promise<string>;
   heartbeatsReceived: Counter<'region'>;
   badMessages: Counter<'subject'>;
 }
@@ -66,28 +68,33 @@ export function createMetrics(
     help: 'Region state as seen by this agent: 1 up, 0.5 suspect, 0 down',
     labelNames: ['region'],
     registers: [registry],
-    // One collect hook refreshes every gauge from the same report.
-    collect() {
-      for (const g of [this, heartbeatAge, nodeUp, nodePing, nodeLag, nodeMemory, nodeOps])
-        g.reset();
-      for (const region of report().regions) {
-        regionState.set({ region: region.name }, STATE_VALUE[region.state]);
-        if (region.heartbeatAgeMs !== null)
-          heartbeatAge.set({ region: region.name }, region.heartbeatAgeMs / 1000);
-        for (const node of region.nodes) {
-          const l = { region: region.name, node: node.id };
-          nodeUp.set({ ...l, role: node.role }, node.up ? 1 : 0);
-          if (node.pingMs !== undefined) nodePing.set(l, node.pingMs / 1000);
-          if (node.lagBytes !== undefined) nodeLag.set(l, node.lagBytes);
-          if (node.usedMemoryBytes !== undefined) nodeMemory.set(l, node.usedMemoryBytes);
-          if (node.opsPerSec !== undefined) nodeOps.set(l, node.opsPerSec);
-        }
-      }
-    },
   });
+
+  /** Refreshes every gauge from one report, so a scrape is consistent with itself. */
+  const refresh = () => {
+    for (const g of [regionState, heartbeatAge, nodeUp, nodePing, nodeLag, nodeMemory, nodeOps])
+      g.reset();
+    for (const region of report().regions) {
+      regionState.set({ region: region.name }, STATE_VALUE[region.state]);
+      if (region.heartbeatAgeMs !== null)
+        heartbeatAge.set({ region: region.name }, region.heartbeatAgeMs / 1000);
+      for (const node of region.nodes) {
+        const l = { region: region.name, node: node.id };
+        nodeUp.set({ ...l, role: node.role }, node.up ? 1 : 0);
+        if (node.pingMs !== undefined) nodePing.set(l, node.pingMs / 1000);
+        if (node.lagBytes !== undefined) nodeLag.set(l, node.lagBytes);
+        if (node.usedMemoryBytes !== undefined) nodeMemory.set(l, node.usedMemoryBytes);
+        if (node.opsPerSec !== undefined) nodeOps.set(l, node.opsPerSec);
+      }
+    }
+  };
 
   return {
     registry,
+    render: async () => {
+      refresh();
+      return registry.metrics();
+    },
     heartbeatsReceived: new Counter({
       name: 'georep_heartbeats_received_total',
       help: 'Heartbeats received from other regions',

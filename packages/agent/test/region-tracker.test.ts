@@ -2,7 +2,12 @@ import { describe, expect, it } from 'vitest';
 import type { Heartbeat } from '@georep/core';
 import { RegionTracker, decodeHeartbeat } from '@georep/agent';
 
-function beat(region: string, seq: number, view: Record<string, 'up' | 'suspect'>, agentId = `${region}/h/1`): Heartbeat {
+function beat(
+  region: string,
+  seq: number,
+  view: Record<string, 'up' | 'suspect'>,
+  agentId = `${region}/h/1`,
+): Heartbeat {
   return {
     v: 1,
     group: 'g',
@@ -12,14 +17,22 @@ function beat(region: string, seq: number, view: Record<string, 'up' | 'suspect'
     sentAt: 0,
     intervalMs: 1000,
     downAfterMs: 5000,
-    nodes: [{ id: `${region}-1`, host: '127.0.0.1', port: 1, up: true, role: 'primary', sampledAt: 0 }],
+    nodes: [
+      { id: `${region}-1`, host: '127.0.0.1', port: 1, up: true, role: 'primary', sampledAt: 0 },
+    ],
     view,
   };
 }
 
 function setup() {
   let now = 0;
-  const tracker = new RegionTracker({ group: 'g', self: 'a', expected: ['a', 'b', 'c'], downAfterMs: 5000, now: () => now });
+  const tracker = new RegionTracker({
+    group: 'g',
+    self: 'a',
+    expected: ['a', 'b', 'c'],
+    downAfterMs: 5000,
+    now: () => now,
+  });
   return { tracker, advance: (ms: number) => (now += ms) };
 }
 
@@ -77,13 +90,18 @@ describe('region tracker', () => {
 });
 
 describe('heartbeat decoding', () => {
-  const enc = (v: unknown) => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v));
+  const enc = (v: unknown) =>
+    new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v));
 
   it('heartbeat - garbage, other groups and missing fields are rejected with a reason', () => {
     expect(decodeHeartbeat(enc('not json{'), 'g')).toEqual({ rejected: 'not JSON' });
     expect(decodeHeartbeat(enc([1, 2]), 'g')).toEqual({ rejected: 'not an object' });
-    expect(decodeHeartbeat(enc({ ...beat('b', 1, {}), v: 2 }), 'g')).toEqual({ rejected: 'unsupported heartbeat version 2' });
-    expect(decodeHeartbeat(enc(beat('b', 1, {})), 'other')).toEqual({ rejected: 'heartbeat of group g' });
+    expect(decodeHeartbeat(enc({ ...beat('b', 1, {}), v: 2 }), 'g')).toEqual({
+      rejected: 'unsupported heartbeat version 2',
+    });
+    expect(decodeHeartbeat(enc(beat('b', 1, {})), 'other')).toEqual({
+      rejected: 'heartbeat of group g',
+    });
     expect(decodeHeartbeat(enc({ ...beat('b', 1, {}), nodes: [{ id: 1 }] }), 'g')).toEqual({
       rejected: 'missing or mistyped fields',
     });

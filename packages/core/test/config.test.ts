@@ -2,7 +2,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, ExitCode, exitCodeFor, loadAgentConfig, parseAgentConfig, resolveSecret } from '@georep/core';
+import {
+  ConfigError,
+  ExitCode,
+  exitCodeFor,
+  loadAgentConfig,
+  parseAgentConfig,
+  resolveSecret,
+} from '@georep/core';
 
 const minimal = {
   group: 'orders',
@@ -71,7 +78,9 @@ describe('config', () => {
       ).message,
     ).toContain('appears twice');
     expect(
-      configError(() => parseAgentConfig({ ...minimal, health: { intervalMs: 1000, downAfterMs: 1500 } })).message,
+      configError(() =>
+        parseAgentConfig({ ...minimal, health: { intervalMs: 1000, downAfterMs: 1500 } }),
+      ).message,
     ).toContain('downAfterMs must be at least twice intervalMs');
   });
 
@@ -79,7 +88,11 @@ describe('config', () => {
     const path = writeConfig(minimal);
     const config = loadAgentConfig(
       path,
-      { GEOREP_NATS_URL: 'nats://10.0.0.1:4222, nats://10.0.0.2:4222', GEOREP_REDIS_PASSWORD: 's3cret', GEOREP_GROUP: 'carts' },
+      {
+        GEOREP_NATS_URL: 'nats://10.0.0.1:4222, nats://10.0.0.2:4222',
+        GEOREP_REDIS_PASSWORD: 's3cret',
+        GEOREP_GROUP: 'carts',
+      },
       { group: 'payments' },
     );
     expect(config.nats.servers).toEqual(['nats://10.0.0.1:4222', 'nats://10.0.0.2:4222']);
@@ -88,14 +101,20 @@ describe('config', () => {
   });
 
   it('config - a missing file and bad JSON get their own codes', () => {
-    expect(configError(() => loadAgentConfig('/nonexistent/agent.json', {})).code).toBe('config.not-found');
-    expect(configError(() => loadAgentConfig(writeConfig('{ "group": '), {})).code).toBe('config.bad-json');
+    expect(configError(() => loadAgentConfig('/nonexistent/agent.json', {})).code).toBe(
+      'config.not-found',
+    );
+    expect(configError(() => loadAgentConfig(writeConfig('{ "group": '), {})).code).toBe(
+      'config.bad-json',
+    );
   });
 
   it('config - secrets come from files without their trailing newline', () => {
     const path = writeConfig('hunter2\n');
     expect(resolveSecret(undefined, path)).toBe('hunter2');
     expect(resolveSecret('inline', path)).toBe('inline');
-    expect(configError(() => resolveSecret(undefined, '/nonexistent/secret')).code).toBe('config.secret-unreadable');
+    expect(configError(() => resolveSecret(undefined, '/nonexistent/secret')).code).toBe(
+      'config.secret-unreadable',
+    );
   });
 });

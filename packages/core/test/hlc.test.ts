@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ClockDriftError, HybridLogicalClock, compareHlc, decodeHlc, encodeHlc, type HlcTimestamp } from '@georep/core';
+import {
+  ClockDriftError,
+  HybridLogicalClock,
+  compareHlc,
+  decodeHlc,
+  encodeHlc,
+  type HlcTimestamp,
+} from '@georep/core';
 
 describe('hlc', () => {
   it('hlc - ticks are strictly increasing even when the physical clock stalls or goes back', () => {
@@ -26,7 +33,9 @@ describe('hlc', () => {
   it('hlc - a remote clock ahead by more than maxDriftMs is refused and leaves the clock alone', () => {
     const clock = new HybridLogicalClock('eu-west', { now: () => 1000, maxDriftMs: 100 });
     const before = clock.tick();
-    expect(() => clock.receive({ ms: 5000, counter: 0, region: 'us-east' })).toThrow(ClockDriftError);
+    expect(() => clock.receive({ ms: 5000, counter: 0, region: 'us-east' })).toThrow(
+      ClockDriftError,
+    );
     expect(clock.tick().ms).toBe(before.ms);
   });
 

@@ -13,10 +13,12 @@ export async function sampleNode(
   client: Redis,
   node: ConfiguredNode,
   lastRole: NodeRole,
+  readyTimeoutMs = 1000,
 ): Promise<NodeSample> {
   const base = { id: node.id, host: node.host, port: node.port };
   const sampledAt = Date.now();
   try {
+    await waitUntilReady(client, readyTimeoutMs);
     const started = performance.now();
     await client.ping();
     const pingMs = Math.round((performance.now() - started) * 100) / 100;
@@ -34,6 +36,27 @@ export async function sampleNode(
   } catch (err) {
     return { ...base, up: false, role: lastRole, error: describe(err), sampledAt };
   }
+}
+
+/**
+ * Commands are not queued while disconnected (so a dead node fails fast); a client that is in the
+ * middle of connecting gets a short grace instead of failing its first sample.
+ */
+async function waitUntilReady(client: Redis, timeoutMs: number): Promise<void> {
+  if (client.status === 'ready' || !['connecting', 'connect', 'wait'].includes(client.status))
+    return;
+  if (client.status === 'wait') client.connect().catch(() => undefined);
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      client.off('ready', done);
+      client.off('error', done);
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    client.once('ready', done);
+    client.once('error', done);
+  });
 }
 
 function describe(err: unknown): string {

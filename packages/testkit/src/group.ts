@@ -331,6 +331,14 @@ export class LocalGroup implements AsyncDisposable {
     this.regions.delete(name);
   }
 
+  /** Stops the agent of one region gracefully and starts it again with the same config. */
+  async restartAgent(name: string): Promise<void> {
+    const processes = this.region(name);
+    if (processes.agent === null) throw new Error(`region ${name} runs no agent`);
+    await processes.agent.stop();
+    processes.agent = await ManagedProcess.start(processes.agent.spec);
+  }
+
   /** Starts a killed region again with the same ports and data. */
   async reviveRegion(name: string): Promise<void> {
     this.regions.set(name, await startRegion(this.plan, name, this.#options));

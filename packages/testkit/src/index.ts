@@ -33,3 +33,4 @@ export type {
 } from './group.js';
 export { makeTestCertificates } from './certs.js';
 export type { TestCertificates } from './certs.js';
+export { waitFor, tempDir } from './wait-for.js';

@@ -43,13 +43,23 @@ export class ProcessStartError extends GeorepError {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** True while a process with this pid exists (signal 0 probes without sending anything). */
+/**
+ * True while a process with this pid runs (signal 0 probes without sending anything). A zombie
+ * counts as gone: detached processes outlive their launcher and are reaped by PID 1, which in
+ * some containers never reaps.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) state ..."; comm may contain spaces, so split after ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc (not Linux): trust the signal probe
   }
 }
 

@@ -1,0 +1,67 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ExitCode } from '@georep/core';
+import { runCli } from '@georep/cli';
+import { getFreePort, tempDir } from '@georep/testkit';
+
+async function run(args: string[]): Promise<{ code: number; err: string }> {
+  let err = '';
+  const code = await runCli(args, (s) => (err += s));
+  return { code, err };
+}
+
+describe('cli errors', () => {
+  it('cli - status with no NATS reachable exits 4 with nats.unreachable and what to do', async () => {
+    const port = await getFreePort();
+    const { code, err } = await run(['--nats', `nats://127.0.0.1:${port}`, 'status']);
+    expect(code).toBe(ExitCode.unreachable);
+    expect(err).toContain('[nats.unreachable]');
+    expect(err).toContain('what to do:');
+  });
+
+  it('cli - --json errors are one JSON document with the code and hint', async () => {
+    const port = await getFreePort();
+    const { code, err } = await run(['--nats', `nats://127.0.0.1:${port}`, 'status', '--json']);
+    expect(code).toBe(ExitCode.unreachable);
+    const doc = JSON.parse(err) as { error: { code: string; hint: string } };
+    expect(doc.error.code).toBe('nats.unreachable');
+    expect(doc.error.hint).toBeTruthy();
+  });
+
+  it('cli - agent with a missing or invalid config exits 3 and names the bad fields', async () => {
+    const missing = await run(['agent', '--config', '/nonexistent/agent.json']);
+    expect(missing.code).toBe(ExitCode.config);
+    expect(missing.err).toContain('[config.not-found]');
+    const dir = tempDir('cli');
+    const file = join(dir, 'agent.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        group: 'Bad Name',
+        region: 'r',
+        nats: { servers: [] },
+        redis: { nodes: [] },
+      }),
+    );
+    const invalid = await run(['agent', '--config', file]);
+    expect(invalid.code).toBe(ExitCode.config);
+    expect(invalid.err).toContain('group:');
+    expect(invalid.err).toContain('nats.servers:');
+    expect(invalid.err).toContain('redis.nodes:');
+  });
+
+  it('cli - dev commands without a running group exit 5 with dev.not-running', async () => {
+    const dir = tempDir('cli-dev');
+    const { code, err } = await run(['dev', 'kill', 'eu-west', '--dir', dir]);
+    expect(code).toBe(ExitCode.notFound);
+    expect(err).toContain('[dev.not-running]');
+  });
+
+  it('cli - usage errors exit 2; bad --regions is a config error', async () => {
+    expect((await run(['no-such-command'])).code).toBe(ExitCode.usage);
+    const bad = await run(['dev', 'start', '--dir', tempDir('cli-bad'), '--regions', 'EU,eu']);
+    expect(bad.code).toBe(ExitCode.config);
+    expect(bad.err).toContain('[config.invalid-regions]');
+  });
+});
