@@ -13,7 +13,7 @@ import {
   type NatsConfig,
   type StatusReport,
 } from '@georep/core';
-import { connectNats } from '@georep/agent';
+import { connectNats } from '@georep/agent/connection';
 
 /** A NATS connection for one CLI command; `await using` closes it. */
 export class AgentClient implements AsyncDisposable {
@@ -34,7 +34,7 @@ export class AgentClient implements AsyncDisposable {
   async discoverGroups(): Promise<Map<string, string[]>> {
     const groups = new Map<string, string[]>();
     const infos = await new Svcm(this.nc)
-      .client({ strategy: 'stall', stall: 300, maxWait: Math.min(this.timeoutMs, 1500) })
+      .client({ strategy: 'stall', stall: 150, maxWait: Math.min(this.timeoutMs, 1500) })
       .info(SERVICE_NAME);
     for await (const info of infos) {
       const group = info.metadata?.group;

@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ExitCode, GeorepError, exitCodeFor, toGeorepError } from '@georep/core';
-import { AGENT_VERSION } from '@georep/agent';
+import { AGENT_VERSION } from '@georep/agent/connection';
 import { makeAgentCommand } from './commands/agent.js';
 import { makeDevCommand } from './commands/dev.js';
 import { makeStatusCommand } from './commands/status.js';

@@ -1,7 +1,6 @@
 /** `georep agent --config FILE`: run the region agent in the foreground. */
 import { Command, Option } from 'commander';
 import { loadAgentConfig, splitList } from '@georep/core';
-import { Agent, installAgentLogger } from '@georep/agent';
 
 interface AgentOptions {
   config: string;
@@ -28,6 +27,8 @@ export function makeAgentCommand(): Command {
       if (opts.logLevel !== undefined) overrides.log = { level: opts.logLevel };
       if (opts.httpPort !== undefined) overrides.http = { port: Number(opts.httpPort) };
       const config = loadAgentConfig(opts.config, process.env, overrides);
+      // Loaded here so that other commands do not pay for the daemon's modules at start-up.
+      const { Agent, installAgentLogger } = await import('@georep/agent');
       const log = installAgentLogger(config.log.level, {
         group: config.group,
         region: config.region,
