@@ -50,13 +50,16 @@ async function time(label, fn) {
   const t0 = process.hrtime.bigint();
   const extra = await fn();
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  console.log(`${label.padEnd(28)} ${(mb / s).toFixed(1).padStart(8)} MB/s  ${s.toFixed(2)} s ${extra ?? ''}`);
+  console.log(
+    `${label.padEnd(28)} ${(mb / s).toFixed(1).padStart(8)} MB/s  ${s.toFixed(2)} s ${extra ?? ''}`,
+  );
 }
 
 console.log(`file: ${mb.toFixed(1)} MB, ${i} keys`);
 await time('baseline: fs read stream', async () => {
   let n = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 256 * 1024 })) n += chunk.length;
+  for await (const chunk of createReadStream(file, { highWaterMark: 256 * 1024 }))
+    n += chunk.length;
   return `(${n} bytes)`;
 });
 await time('parseRdbFile (+ CRC64)', async () => {

@@ -1,0 +1,319 @@
+/**
+ * A synchronous reader of RDB primitives over an in-memory window of the input.
+ *
+ * The streaming parser decodes one record at a time synchronously (fast: no promise per byte).
+ * When the window runs out in the middle of a record the cursor throws {@link NeedMoreData}; the
+ * async driver then fetches more input and decodes the record again from its start. When the
+ * input has ended (`final`), running out is a real {@link RdbTruncatedError} instead.
+ */
+import { RdbCorruptError, RdbTruncatedError } from './errors.js';
+import { lzfDecompress } from './lzf.js';
+
+/**
+ * Internal signal: the record being decoded continues past the bytes buffered so far. Never
+ * escapes the package; the driver catches it and refills.
+ */
+export class NeedMoreData extends Error {
+  override name = 'NeedMoreData';
+  /** Absolute input offset up to which bytes are needed (exclusive). */
+  readonly until: number;
+  constructor(until: number) {
+    super(`input needed up to byte ${until}`);
+    this.until = until;
+  }
+}
+
+/** A binary blob read from an RDB string, with what is needed to report offsets inside it. */
+export interface Blob {
+  bytes: Buffer;
+  /**
+   * Absolute offset of `bytes[0]` when the string was stored verbatim; of the string header when
+   * it was LZF-compressed (positions inside decompressed data have no file offset).
+   */
+  origin: number;
+  /** Whether `origin + i` is the exact file offset of `bytes[i]`. */
+  exact: boolean;
+}
+
+const TWO_POW_32 = 4294967296;
+const MAX_LZF_RATIO = 88;
+const EMPTY = Buffer.alloc(0);
+
+/** Reader of RDB primitives (lengths, strings, numbers) over `buf[pos..]`. */
+export class RdbCursor {
+  /** The buffered window. */
+  readonly buf: Buffer;
+  /** Current position inside `buf`. */
+  pos: number;
+  /** Absolute input offset of `buf[0]`. */
+  readonly base: number;
+  /** True when no more input will come: running out means the input is truncated. */
+  readonly final: boolean;
+
+  constructor(buf: Buffer, pos: number, base: number, final: boolean) {
+    this.buf = buf;
+    this.pos = pos;
+    this.base = base;
+    this.final = final;
+  }
+
+  /** Absolute input offset of the next byte. */
+  get offset(): number {
+    return this.base + this.pos;
+  }
+
+  /** Throws unless `n` more bytes are buffered. */
+  ensure(n: number): void {
+    if (this.buf.length - this.pos < n) this.#short(n);
+  }
+
+  #short(n: number): never {
+    if (this.final) {
+      throw new RdbTruncatedError(
+        `input ends at byte ${this.base + this.buf.length}, ${n} bytes needed at ${this.offset}`,
+        { offset: this.base + this.buf.length, details: { neededAt: this.offset, needed: n } },
+      );
+    }
+    throw new NeedMoreData(this.offset + n);
+  }
+
+  /** A corrupt-data error at the current position (or at `offset`). */
+  corrupt(message: string, offset = this.offset): RdbCorruptError {
+    return new RdbCorruptError(message, { offset });
+  }
+
+  u8(): number {
+    this.ensure(1);
+    return this.buf[this.pos++]!;
+  }
+
+  u16le(): number {
+    this.ensure(2);
+    const v = this.buf.readUInt16LE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+
+  u32le(): number {
+    this.ensure(4);
+    const v = this.buf.readUInt32LE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  i32le(): number {
+    this.ensure(4);
+    const v = this.buf.readInt32LE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  /** Signed 64-bit little-endian as a number (exact for Unix-ms times and other |v| < 2^53). */
+  i64le(): number {
+    this.ensure(8);
+    const v = this.buf.readUInt32LE(this.pos) + this.buf.readInt32LE(this.pos + 4) * TWO_POW_32;
+    this.pos += 8;
+    return v;
+  }
+
+  /** Unsigned 64-bit big-endian as bigint (stream IDs). */
+  u64be(): bigint {
+    this.ensure(8);
+    const v = this.buf.readBigUInt64BE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+
+  f64le(): number {
+    this.ensure(8);
+    const v = this.buf.readDoubleLE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+
+  f32le(): number {
+    this.ensure(4);
+    const v = this.buf.readFloatLE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  /** `n` bytes as a fresh Buffer, so the result does not pin the whole window in memory. */
+  bytes(n: number): Buffer {
+    if (n === 0) return EMPTY;
+    this.ensure(n);
+    const out = copyOut(this.buf, this.pos, n);
+    this.pos += n;
+    return out;
+  }
+
+  skip(n: number): void {
+    this.ensure(n);
+    this.pos += n;
+  }
+
+  /**
+   * Reads a length prefix. Returns the length, or for the `11xxxxxx` form the encoding number
+   * with `encoded` set (only meaningful where a string is expected).
+   */
+  lenOrEncoding(): { encoded: boolean; value: number } {
+    const start = this.offset;
+    const first = this.u8();
+    switch (first >> 6) {
+      case 0:
+        return { encoded: false, value: first & 0x3f };
+      case 1:
+        return { encoded: false, value: ((first & 0x3f) << 8) | this.u8() };
+      case 2:
+        return { encoded: false, value: this.#wideLen(first, start) };
+      default:
+        return { encoded: true, value: first & 0x3f };
+    }
+  }
+
+  #wideLen(first: number, start: number): number {
+    if (first === 0x80) {
+      this.ensure(4);
+      const v = this.buf.readUInt32BE(this.pos);
+      this.pos += 4;
+      return v;
+    }
+    if (first === 0x81) {
+      this.ensure(8);
+      const hi = this.buf.readUInt32BE(this.pos);
+      const lo = this.buf.readUInt32BE(this.pos + 4);
+      this.pos += 8;
+      // Anything above 2^53 is not a real length (no machine holds that much).
+      if (hi >= 0x200000) throw this.corrupt('64-bit length beyond 2^53', start);
+      return hi * TWO_POW_32 + lo;
+    }
+    throw this.corrupt(`invalid length prefix 0x${first.toString(16)}`, start);
+  }
+
+  /** Reads a plain length (a count or size); the encoded-string form is corrupt here. */
+  len(): number {
+    const start = this.offset;
+    const r = this.lenOrEncoding();
+    if (r.encoded) throw this.corrupt('string encoding where a length was expected', start);
+    return r.value;
+  }
+
+  /** Reads a plain length as an unsigned 64-bit bigint (counters that may use all 64 bits). */
+  lenBig(): bigint {
+    this.ensure(1);
+    if (this.buf[this.pos] === 0x81) {
+      this.ensure(9);
+      const v = this.buf.readBigUInt64BE(this.pos + 1);
+      this.pos += 9;
+      return v;
+    }
+    return BigInt(this.len());
+  }
+
+  /** Reads an RDB string: verbatim, integer-encoded or LZF-compressed. */
+  string(): Buffer {
+    // Fast path for the common verbatim short string, without building a Blob.
+    const first = this.buf[this.pos];
+    if (first !== undefined && first < 0x40) {
+      this.pos++;
+      return this.bytes(first);
+    }
+    return this.blob().bytes;
+  }
+
+  /** Reads an RDB string and says where it came from, for decoders of embedded blobs. */
+  blob(): Blob {
+    const start = this.offset;
+    const r = this.lenOrEncoding();
+    if (!r.encoded) {
+      const origin = this.offset;
+      return { bytes: this.bytes(r.value), origin, exact: true };
+    }
+    switch (r.value) {
+      case 0: {
+        this.ensure(1);
+        const v = this.buf.readInt8(this.pos++);
+        return { bytes: Buffer.from(String(v)), origin: start, exact: false };
+      }
+      case 1:
+        this.ensure(2);
+        this.pos += 2;
+        return {
+          bytes: Buffer.from(String(this.buf.readInt16LE(this.pos - 2))),
+          origin: start,
+          exact: false,
+        };
+      case 2:
+        return { bytes: Buffer.from(String(this.i32le())), origin: start, exact: false };
+      case 3: {
+        const compressedLen = this.len();
+        const plainLen = this.len();
+        // One 3-byte LZF back-reference expands to at most 264 bytes, so a larger claimed size
+        // is corrupt; checking it first stops garbage from requesting a huge allocation.
+        if (plainLen > compressedLen * MAX_LZF_RATIO) {
+          throw this.corrupt(`LZF string claims ${plainLen} bytes from ${compressedLen}`, start);
+        }
+        this.ensure(compressedLen);
+        const dataOffset = this.offset;
+        const compressed = this.buf.subarray(this.pos, this.pos + compressedLen);
+        this.pos += compressedLen;
+        return {
+          bytes: lzfDecompress(compressed, plainLen, dataOffset),
+          origin: start,
+          exact: false,
+        };
+      }
+      default:
+        throw this.corrupt(`unknown string encoding ${r.value}`, start);
+    }
+  }
+
+  /** Reads the ASCII double of ZSET type 3 (length byte, 253/254/255 = NaN/+inf/-inf). */
+  asciiDouble(): number {
+    const start = this.offset;
+    const n = this.u8();
+    if (n === 253) return Number.NaN;
+    if (n === 254) return Number.POSITIVE_INFINITY;
+    if (n === 255) return Number.NEGATIVE_INFINITY;
+    this.ensure(n);
+    const text = this.buf.toString('latin1', this.pos, this.pos + n);
+    this.pos += n;
+    const v = parseScore(text);
+    if (v === undefined) throw this.corrupt(`invalid score "${text}"`, start);
+    return v;
+  }
+
+  /** Reads a 16-byte stream ID (two big-endian uint64). */
+  streamId(): { ms: bigint; seq: bigint } {
+    const ms = this.u64be();
+    const seq = this.u64be();
+    return { ms, seq };
+  }
+}
+
+/** Below this size a byte loop beats `Buffer#copy` (which has a fixed native-call cost). */
+const SMALL_COPY = 64;
+
+/** Copies `n` bytes of `src` from `at` into a fresh Buffer. */
+export function copyOut(src: Buffer, at: number, n: number): Buffer {
+  const out = Buffer.allocUnsafe(n);
+  if (n < SMALL_COPY) {
+    for (let i = 0; i < n; i++) out[i] = src[at + i]!;
+  } else {
+    src.copy(out, 0, at, at + n);
+  }
+  return out;
+}
+
+/** Parses a score as Redis's `strtod` would accept it (`inf`, `-inf`, `nan` included). */
+export function parseScore(text: string): number | undefined {
+  const t = text.trim().toLowerCase();
+  if (t === 'inf' || t === '+inf' || t === 'infinity' || t === '+infinity') {
+    return Number.POSITIVE_INFINITY;
+  }
+  if (t === '-inf' || t === '-infinity') return Number.NEGATIVE_INFINITY;
+  if (t === 'nan' || t === '-nan') return Number.NaN;
+  if (t === '') return undefined;
+  const v = Number(t);
+  return Number.isNaN(v) ? undefined : v;
+}

@@ -1,0 +1,139 @@
+/**
+ * LZF, the byte-oriented LZ77 variant Redis uses for compressed RDB strings.
+ *
+ * The stream is a sequence of control bytes:
+ * - `c < 32`: a literal run, the next `c + 1` bytes are copied as they are;
+ * - otherwise a back-reference: length `(c >> 5) + 2` (when `c >> 5 == 7` one more byte is added
+ *   to the length), distance `((c & 0x1f) << 8) + next byte + 1` back from the output position.
+ *   The source and destination may overlap, which is how runs of one byte are encoded.
+ *
+ * The decompressor validates every step, so garbage input ends in an {@link RdbCorruptError}
+ * instead of an out-of-bounds read or a wrong-sized result.
+ */
+import { RdbCorruptError } from './errors.js';
+
+/** Longest literal run one control byte can announce. */
+const MAX_LITERAL = 32;
+/** Longest back-reference: 7 + 255 extra, plus the implicit 2. */
+const MAX_MATCH = 264;
+/** Farthest a back-reference can reach (13 bits of distance, plus one). */
+const MAX_DISTANCE = 8192;
+const HASH_BITS = 14;
+
+/**
+ * Decompresses an LZF block whose decompressed size is known (RDB stores it next to the data).
+ *
+ * @param input - the compressed bytes.
+ * @param expectedLength - the decompressed length announced by the RDB string header.
+ * @param offset - byte offset of `input` in the file, used in error offsets.
+ * @throws RdbCorruptError when the block is malformed or does not produce exactly
+ *   `expectedLength` bytes.
+ */
+export function lzfDecompress(input: Uint8Array, expectedLength: number, offset = 0): Buffer {
+  const out = Buffer.allocUnsafe(expectedLength);
+  const inLen = input.length;
+  let ip = 0;
+  let op = 0;
+  while (ip < inLen) {
+    const ctrl = input[ip++]!;
+    if (ctrl < 32) {
+      const len = ctrl + 1;
+      if (ip + len > inLen) throw corrupt('literal run past the end of the input', offset + ip);
+      if (op + len > expectedLength) throw corrupt('output longer than announced', offset + ip);
+      // Runs are at most 32 bytes: a loop is cheaper than creating a subarray to copy from.
+      for (let k = 0; k < len; k++) out[op++] = input[ip++]!;
+      continue;
+    }
+    let len = ctrl >> 5;
+    if (len === 7) {
+      if (ip >= inLen) throw corrupt('back-reference length past the end', offset + ip);
+      len += input[ip++]!;
+    }
+    if (ip >= inLen) throw corrupt('back-reference distance past the end', offset + ip);
+    const ref = op - ((ctrl & 0x1f) << 8) - input[ip++]! - 1;
+    len += 2;
+    if (ref < 0) throw corrupt('back-reference before the start of the output', offset + ip);
+    if (op + len > expectedLength) throw corrupt('output longer than announced', offset + ip);
+    // Byte by byte on purpose: when the source overlaps the destination, bytes written earlier
+    // in this copy must be read again (that is how LZF encodes long runs).
+    for (let k = 0; k < len; k++) out[op++] = out[ref + k]!;
+  }
+  if (op !== expectedLength) {
+    throw corrupt(`decompressed ${op} bytes, header announced ${expectedLength}`, offset + ip);
+  }
+  return out;
+}
+
+/**
+ * Compresses `input` into an LZF block readable by Redis (and by {@link lzfDecompress}).
+ *
+ * A simple greedy compressor with a 3-byte hash: it does not aim for liblzf's ratio, only for a
+ * valid stream. The result can be larger than the input for incompressible data; callers (the
+ * RDB writer) keep the plain form in that case, as Redis does.
+ */
+export function lzfCompress(input: Uint8Array): Buffer {
+  const inLen = input.length;
+  // Worst case: one control byte per 32 literals.
+  const out = Buffer.allocUnsafe(inLen + Math.ceil(inLen / MAX_LITERAL) + 1);
+  // Small inputs get a small table: clearing 16K entries would cost more than compressing.
+  const bits = Math.min(HASH_BITS, Math.max(8, Math.ceil(Math.log2(inLen + 1))));
+  const table = new Int32Array(1 << bits).fill(-1);
+  let op = 0;
+  let litStart = -1; // position of the open literal run's control byte, -1 when none
+  let litLen = 0;
+  let ip = 0;
+
+  const closeLiteral = (): void => {
+    if (litStart >= 0) out[litStart] = litLen - 1;
+    litStart = -1;
+    litLen = 0;
+  };
+  const pushLiteral = (byte: number): void => {
+    if (litStart < 0) {
+      litStart = op++;
+    }
+    out[op++] = byte;
+    litLen++;
+    if (litLen === MAX_LITERAL) closeLiteral();
+  };
+
+  while (ip + 2 < inLen) {
+    const h =
+      Math.imul((input[ip]! << 16) | (input[ip + 1]! << 8) | input[ip + 2]!, 0x9e3779b1) >>>
+      (32 - bits);
+    const ref = table[h]!;
+    table[h] = ip;
+    const distance = ip - ref - 1;
+    if (
+      ref >= 0 &&
+      distance < MAX_DISTANCE &&
+      input[ref] === input[ip] &&
+      input[ref + 1] === input[ip + 1] &&
+      input[ref + 2] === input[ip + 2]
+    ) {
+      const maxLen = Math.min(MAX_MATCH, inLen - ip);
+      let len = 3;
+      while (len < maxLen && input[ref + len] === input[ip + len]) len++;
+      closeLiteral();
+      const encLen = len - 2;
+      if (encLen < 7) {
+        out[op++] = (encLen << 5) | (distance >> 8);
+      } else {
+        out[op++] = (7 << 5) | (distance >> 8);
+        out[op++] = encLen - 7;
+      }
+      out[op++] = distance & 0xff;
+      ip += len;
+    } else {
+      pushLiteral(input[ip]!);
+      ip++;
+    }
+  }
+  while (ip < inLen) pushLiteral(input[ip++]!);
+  closeLiteral();
+  return out.subarray(0, op);
+}
+
+function corrupt(what: string, offset: number): RdbCorruptError {
+  return new RdbCorruptError(`LZF: ${what}`, { offset });
+}
