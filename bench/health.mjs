@@ -38,7 +38,8 @@ const cpuTicks = (pid) => {
 };
 const rssBytes = (pid) => Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * PAGE;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const fmt = (xs, unit) => `median ${median(xs).toFixed(1)}${unit} (min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)}, n=${xs.length})`;
+const fmt = (xs, unit) =>
+  `median ${median(xs).toFixed(1)}${unit} (min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)}, n=${xs.length})`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const timeProcess = (args) => {
   const t = performance.now();
@@ -46,12 +47,26 @@ const timeProcess = (args) => {
   return performance.now() - t;
 };
 
-const agentCommand = (configFile) => ({ command: process.execPath, args: [BIN, 'agent', '--config', configFile] });
+const agentCommand = (configFile) => ({
+  command: process.execPath,
+  args: [BIN, 'agent', '--config', configFile],
+});
 const regions = ['eu-west', 'us-east', 'ap-south'];
-const plan = await planGroup({ group: 'bench', dir: tempDir('bench'), regions, replicas: 1, ports: 'free', health: { intervalMs: 1000, downAfterMs: DOWN_AFTER_MS } });
-console.log(`starting ${regions.length} regions (1 primary + 1 replica each), downAfterMs ${DOWN_AFTER_MS} ...`);
+const plan = await planGroup({
+  group: 'bench',
+  dir: tempDir('bench'),
+  regions,
+  replicas: 1,
+  ports: 'free',
+  health: { intervalMs: 1000, downAfterMs: DOWN_AFTER_MS },
+});
+console.log(
+  `starting ${regions.length} regions (1 primary + 1 replica each), downAfterMs ${DOWN_AFTER_MS} ...`,
+);
 const group = await startGroup(plan, { agentCommand });
-const baseline = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+const baseline = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], {
+  stdio: 'ignore',
+});
 try {
   // 1. Idle cost.
   await sleep(3000);
@@ -62,8 +77,12 @@ try {
   const cpuPct = after.map((a, i) => ((a - before[i]) / CLK_TCK / IDLE_S) * 100);
   const rss = [...pids, baseline.pid].map((pid) => rssBytes(pid) / 2 ** 20);
   console.log(`\n## Idle agent (over ${IDLE_S} s, 3 regions, heartbeat every 1 s)`);
-  console.log(`agent RSS      ${fmt(rss.slice(0, 3), ' MiB')}   | baseline idle node: ${rss[3].toFixed(1)} MiB`);
-  console.log(`agent CPU      ${fmt(cpuPct.slice(0, 3), ' %')}   | baseline idle node: ${cpuPct[3].toFixed(2)} %`);
+  console.log(
+    `agent RSS      ${fmt(rss.slice(0, 3), ' MiB')}   | baseline idle node: ${rss[3].toFixed(1)} MiB`,
+  );
+  console.log(
+    `agent CPU      ${fmt(cpuPct.slice(0, 3), ' %')}   | baseline idle node: ${cpuPct[3].toFixed(2)} %`,
+  );
 
   // 2. Outage detection.
   const detect = [];
@@ -73,20 +92,24 @@ try {
     const killedAt = performance.now();
     await group.killRegion(victim);
     await waitFor(
-      async () => Promise.all(survivors.map((r) => fetchAgentHealth('127.0.0.1', r.agent.httpPort))),
+      async () =>
+        Promise.all(survivors.map((r) => fetchAgentHealth('127.0.0.1', r.agent.httpPort))),
       (hs) => hs.every((h) => h?.regions[victim] === 'down'),
       { timeoutMs: DOWN_AFTER_MS + 10_000, intervalMs: 20 },
     );
     detect.push(performance.now() - killedAt);
     await group.reviveRegion(victim);
     await waitFor(
-      async () => Promise.all(plan.regions.map((r) => fetchAgentHealth('127.0.0.1', r.agent.httpPort))),
+      async () =>
+        Promise.all(plan.regions.map((r) => fetchAgentHealth('127.0.0.1', r.agent.httpPort))),
       (hs) => hs.every((h) => h !== null && Object.values(h.regions).every((s) => s === 'up')),
       { timeoutMs: 30_000 },
     );
   }
   console.log(`\n## Kill to down, seen by every survivor (${KILLS} kills)`);
-  console.log(`kill -> down   ${fmt(detect, ' ms')}   | baseline downAfterMs: ${DOWN_AFTER_MS} ms (+ up to one heartbeat interval since the last beat)`);
+  console.log(
+    `kill -> down   ${fmt(detect, ' ms')}   | baseline downAfterMs: ${DOWN_AFTER_MS} ms (+ up to one heartbeat interval since the last beat)`,
+  );
 
   // 3. Status latency.
   const nats = `nats://127.0.0.1:${plan.regions[0].nats.port}`;
@@ -111,7 +134,9 @@ try {
   echo.unsubscribe();
   await nc.close();
   console.log(`\n## georep status latency`);
-  console.log(`CLI process    ${fmt(cli, ' ms')}   | baseline node -e "": ${fmt(nodeStart, ' ms')}`);
+  console.log(
+    `CLI process    ${fmt(cli, ' ms')}   | baseline node -e "": ${fmt(nodeStart, ' ms')}`,
+  );
   console.log(`NATS request   ${fmt(req, ' ms')}   | baseline NATS echo:  ${fmt(echoReq, ' ms')}`);
 } finally {
   baseline.kill();

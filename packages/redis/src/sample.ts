@@ -22,7 +22,7 @@ export async function sampleNode(
     const started = performance.now();
     await client.ping();
     const pingMs = Math.round((performance.now() - started) * 100) / 100;
-    const summary = summarizeInfo(parseInfo(await client.info(...INFO_SECTIONS)));
+    const summary = summarizeInfo(parseInfo(await readInfo(client)));
     const { loading, replicaOffset: _replicaOffset, replicas, ...rest } = summary;
     return {
       ...base,
@@ -35,6 +35,16 @@ export async function sampleNode(
     };
   } catch (err) {
     return { ...base, up: false, role: lastRole, error: describe(err), sampledAt };
+  }
+}
+
+/** INFO with several sections needs Redis 7.0+; older servers get the default sections. */
+async function readInfo(client: Redis): Promise<string> {
+  try {
+    return await client.info(...INFO_SECTIONS);
+  } catch (err) {
+    if (/syntax error|wrong number of arguments/i.test((err as Error).message)) return client.info();
+    throw err;
   }
 }
 
