@@ -4,6 +4,15 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import {
+  createAccount,
+  createOperator,
+  createUser as createJwtUser,
+  encodeAccount,
+  encodeOperator,
+  encodeUser,
+  fmtCreds,
+} from '@nats-io/jwt';
 import { createUser } from '@nats-io/nkeys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UnreachableError, parseAgentConfig } from '@georep/core';
@@ -168,5 +177,60 @@ describe('NATS token and nkey authentication', () => {
     });
     expect(nc.isClosed()).toBe(false);
     await nc.close();
+  });
+
+  it('auth - a .creds file (JWT + seed) connects to an operator-mode server, for the agent and the CLI', async () => {
+    // A trusted operator, an account with no limits, and a user of that account.
+    const operator = createOperator();
+    const account = createAccount();
+    const user = createJwtUser();
+    const unlimited = {
+      conn: -1,
+      subs: -1,
+      data: -1,
+      payload: -1,
+      imports: -1,
+      exports: -1,
+      wildcards: true,
+      leaf: -1,
+    };
+    const operatorJwt = await encodeOperator('georep-test', operator);
+    const accountJwt = await encodeAccount(
+      'georep',
+      account,
+      { limits: unlimited },
+      { signer: operator },
+    );
+    const userJwt = await encodeUser('agent', user, account, { subs: -1, data: -1, payload: -1 });
+    const credsFile = join(tempDir('creds'), 'agent.creds');
+    writeFileSync(credsFile, fmtCreds(userJwt, user));
+    await using server = await startNats({
+      dir: tempDir('creds-srv'),
+      serverName: 'c',
+      jetstream: false,
+      extraConfig: [
+        `operator: ${operatorJwt}`,
+        'resolver: MEMORY',
+        `resolver_preload: { ${account.getPublicKey()}: ${accountJwt} }`,
+      ],
+    });
+    const nc = await connectNats(natsConfig(server.url, { credsFile }), { name: 'test' });
+    await nc.close();
+    const anonymous = await connectNats(natsConfig(server.url, {}), { name: 'test' }).catch(
+      (e: unknown) => e,
+    );
+    expect((anonymous as UnreachableError).code).toBe('nats.auth-failed');
+    // The CLI gets as far as asking for agents: authenticated, and none runs on this server.
+    const run = await georep([
+      '--nats',
+      server.url,
+      '--nats-creds',
+      credsFile,
+      '--group',
+      'g',
+      'status',
+    ]);
+    expect(run.code).toBe(4);
+    expect(run.stderr).toContain('[agent.unreachable]');
   });
 });

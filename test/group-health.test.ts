@@ -2,6 +2,7 @@
  * The health plane across three real regions (nats-server gateways, Redis primary + replica,
  * an agent process each): outage detection, recovery, and restarts of single components.
  */
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegionState, StatusReport } from '@georep/core';
@@ -14,7 +15,7 @@ import {
   type GroupPlan,
   type LocalGroup,
 } from '@georep/testkit';
-import { agentCommand, georep } from './helpers.js';
+import { GEOREP_BIN, agentCommand, georep } from './helpers.js';
 
 const DOWN_AFTER_MS = 2000;
 const regions = ['eu-west', 'us-east', 'ap-south'];
@@ -86,6 +87,29 @@ describe('group health across three regions', () => {
     const table = await georep(['--nats', natsUrl('eu-west'), 'status']);
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/ap-south\s+up\s+ap-south-1/);
+  });
+
+  it('status - --watch redraws until interrupted and exits 0', async () => {
+    const child = spawn(process.execPath, [
+      GEOREP_BIN,
+      '--nats',
+      natsUrl('eu-west'),
+      'status',
+      '--watch',
+      '--interval',
+      '200',
+    ]);
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    await waitFor(
+      () => out.split('\x1b[2J').length - 1,
+      (frames) => frames >= 3,
+      { timeoutMs: 10_000 },
+    );
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(out).toContain('as seen by the agent of eu-west');
   });
 
   it('outage - a killed region is suspect then down within downAfterMs + 3 s, and up again after revival', async () => {

@@ -32,6 +32,8 @@ export interface NatsServerOptions {
   gateway?: { port: number; remotes: { name: string; port: number }[] };
   auth?: NatsAuth;
   tls?: ServerTls;
+  /** More config lines (e.g. operator-mode JWT settings). */
+  extraConfig?: string[];
   detached?: boolean;
 }
 
@@ -204,5 +206,6 @@ export function natsConfig(
       `tls { cert_file: ${q(options.tls.certFile)}, key_file: ${q(options.tls.keyFile)}, ca_file: ${q(options.tls.caFile)}, verify: ${options.tls.verifyClients === true} }`,
     );
   }
+  lines.push(...(options.extraConfig ?? []));
   return `${lines.join('\n')}\n`;
 }
