@@ -43,7 +43,8 @@ async function readInfo(client: Redis): Promise<string> {
   try {
     return await client.info(...INFO_SECTIONS);
   } catch (err) {
-    if (/syntax error|wrong number of arguments/i.test((err as Error).message)) return client.info();
+    if (/syntax error|wrong number of arguments/i.test((err as Error).message))
+      return client.info();
     throw err;
   }
 }
