@@ -21,6 +21,7 @@ export default defineConfig({
       pkg('rdb'),
       pkg('testkit'),
       pkg('redis'),
+      pkg('group'),
       pkg('agent'),
       pkg('cli'),
       { extends: true, test: { name: 'e2e', include: ['test/**/*.test.ts'] } },

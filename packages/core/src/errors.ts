@@ -87,6 +87,55 @@ export class TimeoutError extends GeorepError {
   override name = 'TimeoutError';
 }
 
+/** A user or operator asked for something invalid (a missing confirmation, a bad value). */
+export class UsageError extends GeorepError {
+  override name = 'UsageError';
+}
+
+const ERROR_CLASSES: Record<
+  string,
+  new (code: string, message: string, options?: GeorepErrorOptions) => GeorepError
+> = {
+  GeorepError,
+  UnreachableError,
+  NotFoundError,
+  ConflictError,
+  DependencyMissingError,
+  TimeoutError,
+  UsageError,
+};
+
+/** The wire form of an error (see `SerializedError`), keeping its class name as `kind`. */
+export function serializeError(err: unknown): {
+  kind: string;
+  code: string;
+  message: string;
+  hint?: string;
+  details?: Record<string, unknown>;
+} {
+  const e = toGeorepError(err);
+  return { kind: e instanceof ConfigError ? 'ConfigError' : e.name, ...e.toJSON() };
+}
+
+/** Rebuilds an error received over the wire, as the class it had (unknown kinds: GeorepError). */
+export function deserializeError(wire: {
+  kind?: string;
+  code: string;
+  message: string;
+  hint?: string;
+  details?: Record<string, unknown>;
+}): GeorepError {
+  const options = {
+    ...(wire.hint === undefined ? {} : { hint: wire.hint }),
+    ...(wire.details === undefined ? {} : { details: wire.details }),
+  };
+  if (wire.kind === 'ConfigError' && wire.code.startsWith('config.')) {
+    return new ConfigError(wire.code as `config.${string}`, wire.message, options);
+  }
+  const Class = ERROR_CLASSES[wire.kind ?? ''] ?? GeorepError;
+  return new Class(wire.code, wire.message, options);
+}
+
 /** Wraps anything thrown that is not a GeorepError, keeping it as the cause. */
 export function toGeorepError(err: unknown): GeorepError {
   if (err instanceof GeorepError) return err;
@@ -102,6 +151,7 @@ export function exitCodeFor(err: unknown): ExitCode {
   if (err instanceof ConflictError) return ExitCode.conflict;
   if (err instanceof DependencyMissingError) return ExitCode.dependencyMissing;
   if (err instanceof TimeoutError) return ExitCode.timeout;
+  if (err instanceof UsageError) return ExitCode.usage;
   if (err instanceof GeorepError && err.code.startsWith('usage.')) return ExitCode.usage;
   return ExitCode.failure;
 }

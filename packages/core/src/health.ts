@@ -19,6 +19,8 @@ export interface ReplicaLink {
   lagBytes: number;
 }
 
+import type { LinkState } from './group-types.js';
+
 /** One sample of one Redis node. Fields other than the identity are absent when `up` is false. */
 export interface NodeSample {
   id: string;
@@ -67,12 +69,16 @@ export interface Heartbeat {
   nodes: NodeSample[];
   /** This agent's own view of every region it knows (`up` or `suspect`; never `down`). */
   view: Record<string, 'up' | 'suspect'>;
+  /** Heads of this agent's group document: peers whose heads differ keep syncing. */
+  docHeads?: string[];
 }
 
 /** One region in a {@link StatusReport}. */
 export interface RegionStatus {
   name: string;
   state: RegionState;
+  /** Membership in the group as the asked agent's copy of the group document says; null if unknown. */
+  linkState: LinkState | null;
   /** ms since the asked agent last heard this region's heartbeat; null if never. */
   heartbeatAgeMs: number | null;
   /** Agents (by region) whose latest view has this region up, and suspect. */

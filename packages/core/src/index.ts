@@ -7,8 +7,11 @@ export {
   ConflictError,
   DependencyMissingError,
   TimeoutError,
+  UsageError,
   toGeorepError,
   exitCodeFor,
+  serializeError,
+  deserializeError,
 } from './errors.js';
 export type { GeorepErrorOptions } from './errors.js';
 export { isValidName, parseRegionId, parseGroupName, parseNodeId } from './ids.js';
@@ -40,3 +43,14 @@ export type {
   RegionStatus,
   StatusReport,
 } from './health.js';
+export { isTerminalStatus } from './group-types.js';
+export type {
+  LinkState,
+  OperationStatus,
+  OperationView,
+  HistoryEventView,
+  RegionMembership,
+  GroupView,
+  ApiReply,
+  SerializedError,
+} from './group-types.js';

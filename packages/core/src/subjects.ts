@@ -16,6 +16,14 @@ export interface GroupSubjects {
   readonly status: string;
   /** Status request answered by the agent of one region. */
   regionStatus(region: string): string;
+  /** Group-document sync messages addressed to the agent of `region` (binary, `Georep-From` header). */
+  docSync(region: string): string;
+  /** Vote requests addressed to the agent of `region`. */
+  vote(region: string): string;
+  /** Agent API verbs answered by any agent (`group.show`, `op.submit`, `op.get`, `history`). */
+  api(verb: string): string;
+  /** Agent API verbs answered by the agent of `region`. */
+  regionApi(region: string, verb: string): string;
 }
 
 /** Builds the subjects of group `group`. */
@@ -26,5 +34,9 @@ export function groupSubjects(group: string): GroupSubjects {
     allHeartbeats: `${root}.hb.*`,
     status: `${root}.status`,
     regionStatus: (region) => `${root}.region.${region}.status`,
+    docSync: (region) => `${root}.region.${region}.doc`,
+    vote: (region) => `${root}.region.${region}.vote`,
+    api: (verb) => `${root}.api.${verb}`,
+    regionApi: (region, verb) => `${root}.region.${region}.api.${verb}`,
   };
 }

@@ -1,0 +1,334 @@
+/**
+ * One agent's copy of the group document: reads, the few mutations the control plane makes
+ * (link states, ledger, history), and change notifications for persistence and sync. All writes
+ * go through {@link GroupDocument.change}, so every change is announced exactly once.
+ */
+import * as A from '@automerge/automerge';
+import {
+  GeorepError,
+  type GroupView,
+  type HistoryEventView,
+  type LinkState,
+  type OperationView,
+  type RegionMembership,
+} from '@georep/core';
+import { createGenesis } from './genesis.js';
+import { IdempotencyConflictError, canonicalJson, newOperationId } from './ledger.js';
+import { SCHEMA_VERSION, type Forced, type GroupDocShape, type OperationDoc } from './schema.js';
+
+/** Raised when a saved document cannot be used (corrupt bytes, another group, a newer schema). */
+export class DocumentLoadError extends GeorepError {
+  override name = 'DocumentLoadError';
+}
+
+/** What a new operation is. */
+export interface NewOperation {
+  kind: string;
+  params: Record<string, unknown>;
+  clientToken: string | null;
+  requestedVia: string;
+  requestedBy: string;
+  forced?: Forced | null;
+}
+
+type Listener = (origin: 'local' | 'remote') => void;
+
+/** The document and its mutations; see the module comment. */
+export class GroupDocument {
+  #doc: A.Doc<GroupDocShape>;
+  readonly #listeners = new Set<Listener>();
+
+  private constructor(doc: A.Doc<GroupDocShape>) {
+    this.#doc = doc;
+  }
+
+  /** A fresh document: the shared genesis, then this agent's own actor for its edits. */
+  static create(group: string, founders: readonly string[]): GroupDocument {
+    return new GroupDocument(A.clone(createGenesis(group, founders)));
+  }
+
+  /**
+   * Loads saved bytes. Throws {@link DocumentLoadError} (`group.document-corrupt`,
+   * `group.document-mismatch`, `group.schema-too-new`) instead of returning a document it would misread.
+   */
+  static load(bytes: Uint8Array, group: string): GroupDocument {
+    let doc: A.Doc<GroupDocShape>;
+    try {
+      doc = A.load<GroupDocShape>(bytes);
+    } catch (err) {
+      throw new DocumentLoadError(
+        'group.document-corrupt',
+        `the saved group document is corrupt: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
+    if (doc.group !== group) {
+      throw new DocumentLoadError(
+        'group.document-mismatch',
+        `the saved document belongs to group "${String(doc.group)}", not "${group}"`,
+        {
+          hint: 'point dataDir at a directory of this group, or move the old file away',
+        },
+      );
+    }
+    if (doc.schema > SCHEMA_VERSION) {
+      throw new DocumentLoadError(
+        'group.schema-too-new',
+        `the saved document has schema ${doc.schema}; this agent knows ${SCHEMA_VERSION}`,
+        {
+          hint: 'upgrade this agent to the version the other agents run',
+        },
+      );
+    }
+    return new GroupDocument(doc);
+  }
+
+  /** The current Automerge document (immutable snapshot). */
+  get doc(): A.Doc<GroupDocShape> {
+    return this.#doc;
+  }
+
+  /** Calls `listener` after every change, local or merged from a peer. Returns an unsubscribe. */
+  onChange(listener: Listener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Replaces the document with one that includes it (after receiving sync messages). */
+  replace(next: A.Doc<GroupDocShape>): void {
+    const before = A.getHeads(this.#doc).join();
+    this.#doc = next;
+    if (A.getHeads(next).join() !== before) this.#emit('remote');
+  }
+
+  /** Applies a local change. */
+  change(message: string, fn: (doc: GroupDocShape) => void): void {
+    this.#doc = A.change(this.#doc, { message }, fn);
+    this.#emit('local');
+  }
+
+  #emit(origin: 'local' | 'remote'): void {
+    for (const listener of this.#listeners) listener(origin);
+  }
+
+  /** The document's heads (hashes of its latest changes); equal heads mean equal documents. */
+  heads(): string[] {
+    return [...A.getHeads(this.#doc)].sort();
+  }
+
+  /** The whole document, compacted, for saving. */
+  save(): Uint8Array {
+    return A.save(this.#doc);
+  }
+
+  get group(): string {
+    return this.#doc.group;
+  }
+
+  get epoch(): number {
+    return this.#doc.epoch;
+  }
+
+  /** Every member, sorted by name. */
+  regions(): RegionMembership[] {
+    return Object.values(this.#doc.regions)
+      .map((r) => ({
+        name: r.name,
+        linkState: r.linkState,
+        epoch: r.epoch,
+        changedAt: r.changedAt,
+        forced: r.forced ? { ...r.forced } : null,
+      }))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  /** One member, or undefined. */
+  region(name: string): RegionMembership | undefined {
+    return this.regions().find((r) => r.name === name);
+  }
+
+  /** Regions whose state is `linked`: the electorate of votes. */
+  linkedRegions(): string[] {
+    return this.regions()
+      .filter((r) => r.linkState === 'linked')
+      .map((r) => r.name);
+  }
+
+  /**
+   * Sets a region's link state, bumps the group epoch, and records the event. Adds the region if
+   * the group does not know it yet (a new member being linked).
+   */
+  setLinkState(
+    region: string,
+    state: LinkState,
+    by: { region: string; operationId: string | null; forced?: Forced | null },
+  ): void {
+    this.change(`${region}: ${state}`, (doc) => {
+      doc.epoch += 1;
+      const now = Date.now();
+      const entry = doc.regions[region];
+      if (entry === undefined) {
+        doc.regions[region] = {
+          name: region,
+          linkState: state,
+          epoch: doc.epoch,
+          changedAt: now,
+          nats: [],
+          maintenanceWindow: null,
+          forced: by.forced ?? null,
+        };
+      } else {
+        entry.linkState = state;
+        entry.epoch = doc.epoch;
+        entry.changedAt = now;
+        entry.forced = by.forced ?? null;
+      }
+      doc.history.push({
+        at: now,
+        region: by.region,
+        kind: `region.${state}`,
+        message: `${region} is ${state}${by.forced ? ` (forced by ${by.forced.by}: ${by.forced.reason})` : ''}`,
+        operationId: by.operationId,
+      });
+    });
+  }
+
+  /**
+   * Creates an operation, or returns the existing one when `clientToken` was used before with
+   * the same parameters. The same token with other parameters throws `idempotency-conflict`.
+   */
+  createOperation(request: NewOperation): { operation: OperationView; created: boolean } {
+    const params = canonicalJson({ kind: request.kind, ...request.params });
+    if (request.clientToken !== null) {
+      const existingId = this.#doc.clientTokens[request.clientToken];
+      const existing = existingId === undefined ? undefined : this.#doc.operations[existingId];
+      if (existing !== undefined) {
+        if (
+          canonicalJson({ kind: existing.kind, ...(JSON.parse(existing.params) as object) }) !==
+          params
+        ) {
+          throw new IdempotencyConflictError(request.clientToken, existing.id);
+        }
+        return { operation: toOperationView(existing), created: false };
+      }
+    }
+    const id = newOperationId();
+    const now = Date.now();
+    this.change(`operation ${id}: ${request.kind}`, (doc) => {
+      doc.operations[id] = {
+        id,
+        kind: request.kind,
+        status: 'pending',
+        params: canonicalJson(request.params),
+        clientToken: request.clientToken,
+        requestedVia: request.requestedVia,
+        requestedBy: request.requestedBy,
+        createdAt: now,
+        updatedAt: now,
+        startedAt: null,
+        finishedAt: null,
+        result: null,
+        error: null,
+        forced: request.forced ?? null,
+      };
+      if (request.clientToken !== null) doc.clientTokens[request.clientToken] = id;
+    });
+    return { operation: this.operation(id) as OperationView, created: true };
+  }
+
+  /** Moves an operation on: running, then succeeded or failed with its result or error. */
+  updateOperation(
+    id: string,
+    update:
+      | { status: 'running' }
+      | { status: 'succeeded'; result: Record<string, unknown> }
+      | { status: 'failed' | 'cancelled'; error: { code: string; message: string; hint?: string } },
+  ): void {
+    this.change(`operation ${id}: ${update.status}`, (doc) => {
+      const op = doc.operations[id];
+      if (op === undefined) return;
+      const now = Date.now();
+      op.status = update.status;
+      op.updatedAt = now;
+      if (update.status === 'running') op.startedAt = now;
+      else op.finishedAt = now;
+      if (update.status === 'succeeded') op.result = JSON.stringify(update.result);
+      if (update.status === 'failed' || update.status === 'cancelled') {
+        op.error = {
+          code: update.error.code,
+          message: update.error.message,
+          hint: update.error.hint ?? null,
+        };
+      }
+    });
+  }
+
+  /** Records an event that is not a link-state change. */
+  record(event: HistoryEventView): void {
+    this.change(event.kind, (doc) => {
+      doc.history.push({ ...event });
+    });
+  }
+
+  /** One operation, decoded, or undefined. */
+  operation(id: string): OperationView | undefined {
+    const op = this.#doc.operations[id];
+    return op === undefined ? undefined : toOperationView(op);
+  }
+
+  /** Operations not yet finished, oldest first. */
+  pendingOperations(): OperationView[] {
+    return Object.values(this.#doc.operations)
+      .filter((op) => op.status === 'pending' || op.status === 'running')
+      .map(toOperationView)
+      .sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  /** The latest `limit` history events, oldest first. */
+  history(limit = 100): HistoryEventView[] {
+    return this.#doc.history.slice(-limit).map((e) => ({ ...e }));
+  }
+
+  /** What `georep group show` prints. */
+  view(answeredBy: string): GroupView {
+    return {
+      group: this.#doc.group,
+      answeredBy,
+      schema: this.#doc.schema,
+      epoch: this.#doc.epoch,
+      heads: this.heads(),
+      regions: this.regions(),
+      pendingOperations: this.pendingOperations(),
+      operationCount: Object.keys(this.#doc.operations).length,
+      documentBytes: this.save().byteLength,
+    };
+  }
+}
+
+function toOperationView(op: OperationDoc): OperationView {
+  return {
+    id: op.id,
+    kind: op.kind,
+    status: op.status,
+    params: JSON.parse(op.params) as Record<string, unknown>,
+    clientToken: op.clientToken,
+    requestedVia: op.requestedVia,
+    requestedBy: op.requestedBy,
+    createdAt: op.createdAt,
+    updatedAt: op.updatedAt,
+    startedAt: op.startedAt,
+    finishedAt: op.finishedAt,
+    result: op.result === null ? null : (JSON.parse(op.result) as Record<string, unknown>),
+    error:
+      op.error === null
+        ? null
+        : {
+            code: op.error.code,
+            message: op.error.message,
+            ...(op.error.hint === null ? {} : { hint: op.error.hint }),
+          },
+    forced: op.forced === null ? null : { ...op.forced },
+  };
+}

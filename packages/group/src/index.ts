@@ -1,0 +1,24 @@
+export { SCHEMA_VERSION } from './schema.js';
+export type {
+  GroupDocShape,
+  RegionDoc,
+  OperationDoc,
+  HistoryEvent,
+  Forced,
+  MaintenanceWindow,
+} from './schema.js';
+export { createGenesis, genesisActor } from './genesis.js';
+export { GroupDocument, DocumentLoadError } from './group-document.js';
+export type { NewOperation } from './group-document.js';
+export {
+  validateClientToken,
+  canonicalJson,
+  newOperationId,
+  IdempotencyConflictError,
+} from './ledger.js';
+export { openDocument, writeFileAtomic, DocumentSaver, DOCUMENT_FILE } from './document-store.js';
+export type { OpenedDocument } from './document-store.js';
+export { DocumentSync } from './document-sync.js';
+export type { SyncSend, DocumentSyncOptions } from './document-sync.js';
+export { Voter, collectVotes, quorumFor, noQuorumError } from './votes.js';
+export type { Proposal, Ballot, VoteResult } from './votes.js';

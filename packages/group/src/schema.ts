@@ -1,0 +1,84 @@
+/**
+ * The shape of the group document (schema version 1). Everything here merges as a CRDT: maps keyed
+ * by region, operation id or client token, and an append-only history list. Values are plain
+ * JSON (no `undefined`: Automerge refuses it), parameters and results as JSON strings so that a
+ * concurrent edit never interleaves two parameter sets.
+ *
+ * High-rate data stays out: heartbeats live on core NATS, per-key tags in Redis.
+ */
+import type { LinkState, OperationStatus } from '@georep/core';
+
+/** The schema version this code writes; a newer one on disk is refused rather than misread. */
+export const SCHEMA_VERSION = 1;
+
+/** Who forced a change that skipped the vote, and why. */
+export interface Forced {
+  by: string;
+  reason: string;
+}
+
+/** A region's maintenance window (used by scheduled switchovers). */
+export interface MaintenanceWindow {
+  /** `HH:MM`, 24 h. */
+  start: string;
+  durationMinutes: number;
+  timeZone: string;
+}
+
+/** A member of the group. */
+export interface RegionDoc {
+  name: string;
+  linkState: LinkState;
+  epoch: number;
+  changedAt: number;
+  nats: string[];
+  maintenanceWindow: MaintenanceWindow | null;
+  forced: Forced | null;
+}
+
+/** A management operation in the ledger. */
+export interface OperationDoc {
+  id: string;
+  kind: string;
+  status: OperationStatus;
+  /** Canonical JSON of the parameters (sorted keys): equal strings mean equal requests. */
+  params: string;
+  clientToken: string | null;
+  requestedVia: string;
+  requestedBy: string;
+  createdAt: number;
+  updatedAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  /** JSON of the result. */
+  result: string | null;
+  error: { code: string; message: string; hint: string | null } | null;
+  forced: Forced | null;
+}
+
+/** An entry of the history. */
+export interface HistoryEvent {
+  at: number;
+  region: string;
+  kind: string;
+  message: string;
+  operationId: string | null;
+}
+
+/** The whole document. */
+export interface GroupDocShape {
+  schema: number;
+  group: string;
+  /** Bumped by every change that needed a vote (or was forced). */
+  epoch: number;
+  regions: Record<string, RegionDoc>;
+  operations: Record<string, OperationDoc>;
+  /** client token → operation id. */
+  clientTokens: Record<string, string>;
+  history: HistoryEvent[];
+  /** region → peer → HLC watermark (filled by the data plane). */
+  watermarks: Record<string, Record<string, string>>;
+  /** Filled by the snapshot milestones. */
+  snapshots: Record<string, string>;
+  schedules: Record<string, string>;
+}
