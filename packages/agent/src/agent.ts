@@ -9,22 +9,28 @@ import type { Server } from 'node:http';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Svcm, type Service } from '@nats-io/services';
 import {
+  NotFoundError,
   SERVICE_NAME,
   configuredNodes,
   groupSubjects,
   makeLogger,
+  serializeError,
   type AgentConfig,
+  type ApiReply,
   type GroupSubjects,
   type Heartbeat,
   type Logger,
   type RegionState,
   type StatusReport,
 } from '@georep/core';
+import type { Ballot, Proposal } from '@georep/group';
+import { GroupPlane } from './group-plane.js';
 import { decodeHeartbeat } from './heartbeat.js';
 import { startHttpServer, type HealthDocument } from './http-server.js';
 import { createMetrics, type AgentMetrics } from './metrics.js';
 import { connectNats } from './nats-connection.js';
 import { NodeSampler } from './node-sampler.js';
+import { OperationRunner, type MembershipRequest } from './operations.js';
 import { RegionTracker } from './region-tracker.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -42,6 +48,9 @@ export class Agent {
   readonly #log: Logger;
   readonly #tracker: RegionTracker;
   readonly #sampler: NodeSampler;
+  readonly plane: GroupPlane;
+  readonly #runner: OperationRunner;
+  readonly #peerAgents = new Map<string, string>();
   #nc: NatsConnection | null = null;
   #service: Service | null = null;
   #subscription: Subscription | null = null;
@@ -71,6 +80,20 @@ export class Agent {
       downAfterMs: config.health.downAfterMs,
     });
     this.#sampler = new NodeSampler(configuredNodes(config), config.redis);
+    this.plane = new GroupPlane({
+      group: config.group,
+      region: config.region,
+      founders: config.regions,
+      dataDir: config.dataDir,
+      subjects: this.subjects,
+    });
+    this.#tracker.expect(this.plane.document.regions().map((r) => r.name));
+    this.#runner = new OperationRunner({
+      region: config.region,
+      plane: this.plane,
+      healthOf: (region) => this.report().regions.find((r) => r.name === region)?.state,
+      askVote: (region, proposal) => this.#askVote(region, proposal),
+    });
     this.metrics = createMetrics(() => this.report(), {
       group: config.group,
       region: config.region,
@@ -123,9 +146,12 @@ export class Agent {
     await this.#connecting;
   }
 
-  /** The status report `georep status` shows. */
+  /** The status report `georep status` shows, with each region's link state. */
   report(): StatusReport {
-    return this.#tracker.report(this.config.region);
+    const report = this.#tracker.report(this.config.region);
+    for (const region of report.regions)
+      region.linkState = this.plane.document.region(region.name)?.linkState ?? null;
+    return report;
   }
 
   /** The `/healthz` document. */
@@ -139,6 +165,8 @@ export class Agent {
       region: this.config.region,
       natsConnected: this.natsConnected,
       redisReachable,
+      linkState: this.plane.linkState,
+      fenced: this.plane.fenced,
       regions: Object.fromEntries(report.regions.map((r) => [r.name, r.state])),
     };
   }
@@ -155,6 +183,7 @@ export class Agent {
       }
       this.#nc = nc;
       this.#natsUp = true;
+      this.plane.attach(nc);
       void this.#watchNats(nc);
       this.#subscription = nc.subscribe(this.subjects.allHeartbeats, {
         callback: (err, msg) => {
@@ -205,7 +234,78 @@ export class Agent {
       subject: this.subjects.regionStatus(this.config.region),
       handler: respondStatus,
     });
+    service.addEndpoint('vote', {
+      subject: this.subjects.vote(this.config.region),
+      handler: (err, msg) => {
+        if (err !== null) return;
+        this.#reply(msg, () => this.plane.vote(msg.json<Proposal>()));
+      },
+    });
+    for (const verb of ['group.show', 'op.submit', 'op.get', 'history']) {
+      const handler = (
+        err: Error | null,
+        msg: { json: <T>() => T; respond: (data: string) => boolean },
+      ) => {
+        if (err !== null) return;
+        this.#reply(msg, () => this.#api(verb, msg.json<Record<string, unknown>>()));
+      };
+      service.addEndpoint(`api-${verb.replace('.', '-')}`, {
+        subject: this.subjects.api(verb),
+        handler,
+      });
+      service.addEndpoint(`region-api-${verb.replace('.', '-')}`, {
+        subject: this.subjects.regionApi(this.config.region, verb),
+        handler,
+      });
+    }
     return service;
+  }
+
+  /** Answers an API request with the {@link ApiReply} envelope; never throws. */
+  #reply(msg: { respond: (data: string) => boolean }, fn: () => unknown): void {
+    let reply: ApiReply<unknown>;
+    try {
+      reply = { ok: true, result: fn() };
+    } catch (err) {
+      reply = { ok: false, error: serializeError(err) };
+    }
+    msg.respond(JSON.stringify(reply));
+  }
+
+  #api(verb: string, body: Record<string, unknown>): unknown {
+    const doc = this.plane.document;
+    switch (verb) {
+      case 'group.show':
+        return doc.view(this.config.region);
+      case 'op.submit':
+        return this.#runner.submit(body as unknown as MembershipRequest);
+      case 'op.get': {
+        const op = doc.operation(String(body.id));
+        if (op === undefined) {
+          throw new NotFoundError(
+            'operation.not-found',
+            `no operation ${String(body.id)} in the ledger`,
+            {
+              hint: 'list recent operations with georep history',
+            },
+          );
+        }
+        return op;
+      }
+      default:
+        return doc.history(typeof body.limit === 'number' ? body.limit : 100);
+    }
+  }
+
+  async #askVote(region: string, proposal: Proposal): Promise<Ballot> {
+    const nc = this.#nc;
+    if (nc === null) throw new Error('not connected to NATS');
+    const reply = await nc.request(this.subjects.vote(region), JSON.stringify(proposal), {
+      timeout: 2000,
+    });
+    const envelope = reply.json<ApiReply<Ballot>>();
+    if (!envelope.ok) throw new Error(envelope.error.message);
+    return envelope.result;
   }
 
   #onHeartbeat(subject: string, data: Uint8Array): void {
@@ -234,6 +334,11 @@ export class Agent {
     }
     this.metrics.heartbeatsReceived.inc({ region: decoded.region });
     this.#tracker.observe(decoded);
+    const previousAgent = this.#peerAgents.get(decoded.region);
+    this.#peerAgents.set(decoded.region, decoded.agent.id);
+    if (previousAgent !== undefined && previousAgent !== decoded.agent.id)
+      this.plane.peerRestarted(decoded.region);
+    if (decoded.docHeads !== undefined) this.plane.observeHeads(decoded.region, decoded.docHeads);
     this.#checkView();
   }
 
@@ -243,6 +348,8 @@ export class Agent {
     try {
       const nodes = await this.#sampler.sampleAll();
       this.#tracker.setLocal(nodes, this.identity);
+      this.#tracker.expect(this.plane.document.regions().map((r) => r.name));
+      this.plane.updatePeers(this.#tracker.regions);
       this.#publish();
     } catch (err) {
       this.#log.error({ err: (err as Error).message }, 'health tick failed');
@@ -267,6 +374,7 @@ export class Agent {
       downAfterMs: this.config.health.downAfterMs,
       nodes: self?.nodes ?? [],
       view,
+      docHeads: this.plane.document.heads(),
     };
     try {
       nc.publish(this.subjects.heartbeat(this.config.region), JSON.stringify(heartbeat));
@@ -307,6 +415,8 @@ export class Agent {
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
+    await this.#runner.idle();
+    this.plane.close();
     await this.#service?.stop().catch(() => undefined);
     this.#subscription?.unsubscribe();
     if (this.#nc !== null) await this.#nc.drain().catch(() => undefined);

@@ -47,7 +47,9 @@ export function decodeHeartbeat(data: Uint8Array, group: string): Heartbeat | { 
     !Array.isArray(value.nodes) ||
     !value.nodes.every(isNodeSample) ||
     !isObject(value.view) ||
-    !Object.values(value.view).every((s) => s === 'up' || s === 'suspect')
+    !Object.values(value.view).every((s) => s === 'up' || s === 'suspect') ||
+    (value.docHeads !== undefined &&
+      (!Array.isArray(value.docHeads) || !value.docHeads.every(isString)))
   ) {
     return { rejected: 'missing or mistyped fields' };
   }

@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AgentMetrics } from './metrics.js';
-import type { RegionState } from '@georep/core';
+import type { LinkState, RegionState } from '@georep/core';
 
 /** What `/healthz` reports. */
 export interface HealthDocument {
@@ -15,6 +15,8 @@ export interface HealthDocument {
   region: string;
   natsConnected: boolean;
   redisReachable: boolean;
+  linkState: LinkState | null;
+  fenced: boolean;
   regions: Record<string, RegionState>;
 }
 

@@ -9,3 +9,7 @@ export { installAgentLogger, REDACT_PATHS } from './logging.js';
 export { AGENT_VERSION } from './version.js';
 export type { HealthDocument } from './http-server.js';
 export type { AgentMetrics } from './metrics.js';
+export { GroupPlane } from './group-plane.js';
+export type { GroupPlaneOptions } from './group-plane.js';
+export { OperationRunner } from './operations.js';
+export type { MembershipRequest, RunnerContext } from './operations.js';

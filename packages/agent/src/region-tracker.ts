@@ -40,6 +40,11 @@ export class RegionTracker {
     this.#known = new Set([options.self, ...options.expected]);
   }
 
+  /** Adds regions that are expected (members of the group document) even if never heard. */
+  expect(regions: Iterable<string>): void {
+    for (const region of regions) this.#known.add(region);
+  }
+
   /** Every region this agent knows of, sorted. */
   get regions(): string[] {
     return [...this.#known].sort();
@@ -142,6 +147,7 @@ export class RegionTracker {
       regions.push({
         name,
         state: judged.state,
+        linkState: null,
         heartbeatAgeMs: isSelf ? 0 : seen === undefined ? null : Math.round(now - seen.receivedAt),
         seenUpBy: judged.seenUpBy,
         seenSuspectBy: judged.seenSuspectBy,

@@ -9,7 +9,9 @@ import {
   GeorepError,
   SERVICE_NAME,
   UnreachableError,
+  deserializeError,
   groupSubjects,
+  type ApiReply,
   type NatsConfig,
   type StatusReport,
 } from '@georep/core';
@@ -70,6 +72,30 @@ export class AgentClient implements AsyncDisposable {
     } catch (err) {
       throw noAgent(group, region, err);
     }
+  }
+
+  /**
+   * Calls an agent API verb (`group.show`, `op.submit`, `op.get`, `history`) on any agent of the
+   * group, or on the agent of `region`. Errors come back typed, with their exit status.
+   */
+  async api<T>(
+    group: string,
+    verb: string,
+    body: Record<string, unknown>,
+    region?: string,
+  ): Promise<T> {
+    const subjects = groupSubjects(group);
+    const subject = region === undefined ? subjects.api(verb) : subjects.regionApi(region, verb);
+    let reply: ApiReply<T>;
+    try {
+      reply = (
+        await this.nc.request(subject, JSON.stringify(body), { timeout: this.timeoutMs })
+      ).json<ApiReply<T>>();
+    } catch (err) {
+      throw noAgent(group, region, err);
+    }
+    if (!reply.ok) throw deserializeError(reply.error);
+    return reply.result;
   }
 
   async close(): Promise<void> {

@@ -7,6 +7,13 @@ import { ExitCode, GeorepError, exitCodeFor, toGeorepError } from '@georep/core'
 import { AGENT_VERSION } from '@georep/agent/connection';
 import { makeAgentCommand } from './commands/agent.js';
 import { makeDevCommand } from './commands/dev.js';
+import {
+  makeGroupCommand,
+  makeHistoryCommand,
+  makeLinkCommand,
+  makeOperationCommand,
+  makeUnlinkCommand,
+} from './commands/group.js';
 import { makeStatusCommand } from './commands/status.js';
 import { addGlobalOptions } from './global-options.js';
 
@@ -20,6 +27,11 @@ export function makeProgram(): Command {
   addGlobalOptions(program);
   program
     .addCommand(makeStatusCommand())
+    .addCommand(makeGroupCommand())
+    .addCommand(makeLinkCommand())
+    .addCommand(makeUnlinkCommand())
+    .addCommand(makeOperationCommand())
+    .addCommand(makeHistoryCommand())
     .addCommand(makeDevCommand())
     .addCommand(makeAgentCommand());
   program.exitOverride();
@@ -55,7 +67,9 @@ export async function runCli(
       return err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
     }
     const error = toGeorepError(err);
-    reportError(error, argv.includes('--json'), write);
+    // A failed operation was already printed in full (with --json: as the one JSON document).
+    if ((err as { alreadyReported?: boolean }).alreadyReported !== true)
+      reportError(error, argv.includes('--json'), write);
     return exitCodeFor(error);
   }
 }

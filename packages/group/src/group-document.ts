@@ -238,6 +238,12 @@ export class GroupDocument {
     return { operation: this.operation(id) as OperationView, created: true };
   }
 
+  /** The operation a client token was used for, if any. */
+  operationByToken(clientToken: string): OperationView | undefined {
+    const id = this.#doc.clientTokens[clientToken];
+    return id === undefined ? undefined : this.operation(id);
+  }
+
   /** Moves an operation on: running, then succeeded or failed with its result or error. */
   updateOperation(
     id: string,

@@ -2,8 +2,9 @@
  * Votes for changes that must never split-brain (link, unlink, anything that bumps the epoch).
  * The proposer needs yes votes from a strict majority of the linked regions' agents, itself
  * included; a minority side of a partition therefore cannot change the majority's membership.
- * Each voter grants at most one change per target region at a time (a short lease), so two
- * concurrent proposals about one region cannot both win.
+ * Each voter grants at most one change per target region at a time (a lease that ends when the
+ * operation is finished in the voter's document, or after `leaseMs`), so two concurrent proposals
+ * about one region cannot both win.
  */
 import { ConflictError } from '@georep/core';
 
@@ -47,7 +48,10 @@ export class Voter {
    * Votes on `proposal` given this agent's state: its group epoch and whether its own region is
    * linked (a fenced or unlinked region has no vote).
    */
-  vote(proposal: Proposal, state: { epoch: number; selfLinked: boolean }): Ballot {
+  vote(
+    proposal: Proposal,
+    state: { epoch: number; selfLinked: boolean; finished?: (operationId: string) => boolean },
+  ): Ballot {
     const no = (reason: string): Ballot => ({ voter: this.region, yes: false, reason });
     if (!state.selfLinked) return no(`${this.region} is not linked and has no vote`);
     if (state.epoch > proposal.epoch)
@@ -56,7 +60,10 @@ export class Voter {
       );
     const now = this.#now();
     const lease = this.#leases.get(proposal.target);
-    if (lease !== undefined && lease.until > now && lease.operationId !== proposal.operationId) {
+    // A lease ends when it expires or when its operation is seen finished in the document.
+    const held =
+      lease !== undefined && lease.until > now && state.finished?.(lease.operationId) !== true;
+    if (held && lease.operationId !== proposal.operationId) {
       return no(
         `${this.region} already voted for operation ${lease.operationId} on ${proposal.target}`,
       );

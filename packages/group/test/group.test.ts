@@ -237,6 +237,11 @@ describe('votes', () => {
     expect(voter.vote(p('op-2'), { epoch: 3, selfLinked: true }).yes).toBe(true);
     expect(voter.vote(p('op-3', 2), { epoch: 3, selfLinked: true }).reason).toMatch(/epoch 2/);
     expect(voter.vote(p('op-4'), { epoch: 3, selfLinked: false }).yes).toBe(false);
+    // op-2 holds the lease until it is seen finished.
+    expect(voter.vote(p('op-5'), { epoch: 3, selfLinked: true }).yes).toBe(false);
+    expect(
+      voter.vote(p('op-5'), { epoch: 3, selfLinked: true, finished: (id) => id === 'op-2' }).yes,
+    ).toBe(true);
   });
 
   it('votes - unreachable voters count as no; the minority side of a partition cannot pass', async () => {

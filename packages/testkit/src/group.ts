@@ -336,7 +336,25 @@ export class LocalGroup implements AsyncDisposable {
     const processes = this.region(name);
     if (processes.agent === null) throw new Error(`region ${name} runs no agent`);
     await processes.agent.stop();
+    await this.restartAgentProcess(name);
+  }
+
+  /** Starts the agent of one region again after it was stopped (e.g. to edit its files meanwhile). */
+  async restartAgentProcess(name: string): Promise<void> {
+    const processes = this.region(name);
+    if (processes.agent === null) throw new Error(`region ${name} runs no agent`);
+    if (processes.agent.running) throw new Error(`the agent of ${name} is running`);
     processes.agent = await ManagedProcess.start(processes.agent.spec);
+  }
+
+  /** Partitions one region: its NATS server loses every gateway link (see `setGateways`). */
+  async partitionRegion(name: string): Promise<void> {
+    await this.region(name).nats.setGateways(false);
+  }
+
+  /** Heals a partition made by {@link partitionRegion}. */
+  async healRegion(name: string): Promise<void> {
+    await this.region(name).nats.setGateways(true);
   }
 
   /** Starts a killed region again with the same ports and data. */

@@ -44,6 +44,7 @@ export class NatsServer implements AsyncDisposable {
   readonly monitorPort: number;
   readonly configFile: string;
   readonly options: NatsServerOptions;
+  readonly #clusterPort: number | undefined;
   #process: ManagedProcess;
 
   private constructor(
@@ -52,6 +53,7 @@ export class NatsServer implements AsyncDisposable {
     monitorPort: number,
     configFile: string,
     proc: ManagedProcess,
+    clusterPort: number | undefined,
   ) {
     this.options = options;
     this.host = options.host ?? '127.0.0.1';
@@ -59,6 +61,7 @@ export class NatsServer implements AsyncDisposable {
     this.monitorPort = monitorPort;
     this.configFile = configFile;
     this.#process = proc;
+    this.#clusterPort = clusterPort;
   }
 
   static async start(options: NatsServerOptions): Promise<NatsServer> {
@@ -74,7 +77,7 @@ export class NatsServer implements AsyncDisposable {
     const configFile = join(options.dir, 'nats.conf');
     writeFileSync(configFile, natsConfig({ ...options, clusterPort }, host, port, monitorPort));
     const proc = await launch(options, host, monitorPort, configFile);
-    return new NatsServer(options, port, monitorPort, configFile, proc);
+    return new NatsServer(options, port, monitorPort, configFile, proc, clusterPort);
   }
 
   get pid(): number {
@@ -96,6 +99,26 @@ export class NatsServer implements AsyncDisposable {
 
   async kill(): Promise<void> {
     await this.#process.kill();
+  }
+
+  /**
+   * Cuts (`false`) or restores (`true`) every gateway link of this server: it restarts with or
+   * without its gateway block, on the same ports and data. Its own clients reconnect; other
+   * regions cannot reach it until it is restored (a partition of this region).
+   */
+  async setGateways(enabled: boolean): Promise<void> {
+    const { gateway: _gateway, ...rest } = this.options;
+    const options = enabled ? this.options : rest;
+    writeFileSync(
+      this.configFile,
+      natsConfig(
+        { ...options, clusterPort: this.#clusterPort },
+        this.host,
+        this.port,
+        this.monitorPort,
+      ),
+    );
+    await this.restart();
   }
 
   /** Starts the server again with the same config and JetStream data. */

@@ -10,7 +10,18 @@ export function renderStatus(report: StatusReport): string {
   const rows = report.regions.map((r) => regionRow(r));
   const title = `group ${report.group}: ${report.regions.length} regions, as seen by the agent of ${report.answeredBy}`;
   return `${title}\n${renderTable(
-    ['REGION', 'STATE', 'PRIMARY', 'REPLICAS', 'LAG', 'MEMORY', 'OPS/S', 'HEARTBEAT', 'AGREE'],
+    [
+      'REGION',
+      'STATE',
+      'LINK',
+      'PRIMARY',
+      'REPLICAS',
+      'LAG',
+      'MEMORY',
+      'OPS/S',
+      'HEARTBEAT',
+      'AGREE',
+    ],
     rows,
   )}`;
 }
@@ -26,6 +37,7 @@ function regionRow(region: RegionStatus): string[] {
   return [
     region.name,
     region.state,
+    region.linkState ?? '-',
     primary === undefined ? '-' : `${primary.id} ${primary.host}:${primary.port}`,
     replicas.length === 0 ? '0' : `${replicas.filter((n) => n.up).length}/${replicas.length} up`,
     lags.length === 0 ? '-' : formatBytes(Math.max(...lags)),

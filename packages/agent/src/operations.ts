@@ -1,0 +1,270 @@
+/**
+ * Runs membership operations (link, unlink, force-unlink) requested through this agent. Requests
+ * are validated at once (so the CLI gets an immediate, precise error), recorded in the ledger
+ * (idempotent by client token), then executed asynchronously: votes from a majority of linked
+ * regions, the link-state changes, the result. Forced changes skip the vote and are recorded as
+ * forced, with who and why.
+ */
+import {
+  ConflictError,
+  GeorepError,
+  NotFoundError,
+  UsageError,
+  makeLogger,
+  serializeError,
+  type Logger,
+  type OperationView,
+  type RegionState,
+} from '@georep/core';
+import {
+  collectVotes,
+  noQuorumError,
+  validateClientToken,
+  type Ballot,
+  type Proposal,
+} from '@georep/group';
+import type { GroupPlane } from './group-plane.js';
+
+/** A link or unlink request as the CLI sends it. */
+export interface MembershipRequest {
+  kind: 'link' | 'unlink';
+  region: string;
+  force?: boolean;
+  yes?: boolean;
+  resync?: boolean;
+  reason?: string;
+  clientToken?: string | null;
+  /** `user@host` of the operator. */
+  requestedBy: string;
+}
+
+/** What the runner needs from the agent. */
+export interface RunnerContext {
+  region: string;
+  plane: GroupPlane;
+  /** The health plane's view of a region (undefined if never heard of). */
+  healthOf: (region: string) => RegionState | undefined;
+  /** Asks the agent of `region` for its ballot (times out by rejecting). */
+  askVote: (region: string, proposal: Proposal) => Promise<Ballot>;
+}
+
+/** See the module comment. */
+export class OperationRunner {
+  readonly #ctx: RunnerContext;
+  readonly #log: Logger;
+  readonly #running = new Set<Promise<void>>();
+
+  constructor(context: RunnerContext) {
+    this.#ctx = context;
+    this.#log = makeLogger('operations');
+  }
+
+  /** Validates and records a request; execution continues in the background. */
+  submit(request: MembershipRequest): OperationView {
+    const clientToken =
+      request.clientToken == null ? null : validateClientToken(request.clientToken);
+    // A retried request (known token) returns its operation, or conflicts, whatever the state
+    // is now: validating it again would fail because the first attempt already changed the state.
+    const retried =
+      clientToken !== null && this.#ctx.plane.document.operationByToken(clientToken) !== undefined;
+    if (!retried) this.#validate(request);
+    const forced = request.kind === 'unlink' && request.force === true;
+    const params = {
+      region: request.region,
+      force: forced,
+      resync: request.kind === 'link' && request.resync === true,
+      ...(forced ? { reason: request.reason ?? '' } : {}),
+    };
+    const { operation, created } = this.#ctx.plane.document.createOperation({
+      kind: request.kind,
+      params,
+      clientToken,
+      requestedVia: this.#ctx.region,
+      requestedBy: request.requestedBy,
+      forced: forced
+        ? {
+            by: `${request.requestedBy} via ${this.#ctx.region}`,
+            reason: request.reason ?? '(no reason given)',
+          }
+        : null,
+    });
+    if (created) {
+      const run = this.#execute(operation).finally(() => this.#running.delete(run));
+      this.#running.add(run);
+    }
+    return created ? operation : (this.#ctx.plane.document.operation(operation.id) ?? operation);
+  }
+
+  /** Waits for operations in flight (shutdown, tests). */
+  async idle(): Promise<void> {
+    await Promise.allSettled([...this.#running]);
+  }
+
+  #validate(request: MembershipRequest): void {
+    const { plane } = this.#ctx;
+    if (plane.linkState !== 'linked') {
+      throw new ConflictError(
+        'group.not-linked',
+        `the agent of ${this.#ctx.region} is ${plane.linkState ?? 'not a member'} and cannot change the group`,
+        {
+          hint: 'send the request to an agent of a linked region (--nats of another region)',
+        },
+      );
+    }
+    const target = plane.document.region(request.region);
+    const health = this.#ctx.healthOf(request.region);
+    if (request.kind === 'unlink') {
+      if (target === undefined)
+        throw unknownRegion(
+          request.region,
+          plane.document.regions().map((r) => r.name),
+        );
+      if (target.linkState !== 'linked' && target.linkState !== 'unlinking') {
+        throw new ConflictError(
+          'unlink.invalid-state',
+          `${request.region} is ${target.linkState}; only a linked region can be unlinked`,
+        );
+      }
+      if (request.force === true) {
+        if (request.yes !== true) {
+          throw new UsageError(
+            'usage.confirmation-required',
+            `force-unlinking ${request.region} needs --yes`,
+            {
+              hint: `a forced unlink skips the vote and fences ${request.region} when it returns; repeat with --force --yes --reason "..."`,
+            },
+          );
+        }
+        if (health === 'up') {
+          throw new ConflictError(
+            'unlink.region-up',
+            `${request.region} is up as seen from ${this.#ctx.region}; --force is for a region that is gone`,
+            {
+              hint: `unlink it gracefully (without --force), or wait until it is down`,
+            },
+          );
+        }
+      }
+      return;
+    }
+    if (target === undefined) {
+      if (health !== 'up') {
+        throw unknownRegion(
+          request.region,
+          plane.document.regions().map((r) => r.name),
+          'start the agent of the new region with this group, then link it',
+        );
+      }
+      return;
+    }
+    if (target.linkState === 'linked')
+      throw new ConflictError('link.already-linked', `${request.region} is already linked`);
+    if (
+      target.linkState === 'force-unlinked' &&
+      (request.resync !== true || request.yes !== true)
+    ) {
+      throw new ConflictError(
+        'link.resync-required',
+        `${request.region} was force-unlinked: its data may have diverged and is not merged back`,
+        {
+          hint: `relink it with --resync --yes: its data is replaced by the group's (its divergent writes are reported, not merged)`,
+        },
+      );
+    }
+    if (request.resync === true && request.yes !== true) {
+      throw new UsageError(
+        'usage.confirmation-required',
+        `--resync replaces the data of ${request.region} and needs --yes`,
+      );
+    }
+  }
+
+  async #execute(operation: OperationView): Promise<void> {
+    const { plane } = this.#ctx;
+    const doc = plane.document;
+    const target = String(operation.params.region);
+    doc.updateOperation(operation.id, { status: 'running' });
+    try {
+      const by = { region: this.#ctx.region, operationId: operation.id };
+      if (operation.kind === 'unlink' && operation.params.force === true) {
+        doc.setLinkState(target, 'force-unlinked', { ...by, forced: operation.forced });
+        doc.updateOperation(operation.id, {
+          status: 'succeeded',
+          result: {
+            region: target,
+            linkState: 'force-unlinked',
+            epoch: doc.epoch,
+            forced: operation.forced,
+          },
+        });
+        return;
+      }
+      const electorate = doc.linkedRegions();
+      const proposal: Proposal = {
+        operationId: operation.id,
+        kind: operation.kind,
+        target,
+        proposer: this.#ctx.region,
+        epoch: doc.epoch,
+      };
+      const votes = await collectVotes(proposal, electorate, (region, p) =>
+        region === this.#ctx.region ? Promise.resolve(plane.vote(p)) : this.#ctx.askVote(region, p),
+      );
+      if (!votes.passed) throw noQuorumError(votes);
+      const ballots = votes.ballots.map((b) => ({ voter: b.voter, yes: b.yes }));
+      if (operation.kind === 'unlink') {
+        doc.setLinkState(target, 'unlinking', by);
+        // Draining the replication backlog both ways comes with the data plane; nothing to drain yet.
+        doc.setLinkState(target, 'unlinked', by);
+        doc.updateOperation(operation.id, {
+          status: 'succeeded',
+          result: { region: target, linkState: 'unlinked', epoch: doc.epoch, votes: ballots },
+        });
+      } else {
+        const resync = operation.params.resync === true;
+        doc.setLinkState(target, 'linking', by);
+        doc.setLinkState(target, 'linked', by);
+        doc.updateOperation(operation.id, {
+          status: 'succeeded',
+          result: {
+            region: target,
+            linkState: 'linked',
+            epoch: doc.epoch,
+            votes: ballots,
+            resync,
+            ...(resync
+              ? {
+                  note:
+                    'divergent data of the region was not exported: RDB snapshot export is not available yet; ' +
+                    'once replication lands, the region is resynchronised from the group',
+                }
+              : {}),
+          },
+        });
+      }
+    } catch (err) {
+      const wire = serializeError(err);
+      if (!(err instanceof GeorepError))
+        this.#log.error(
+          { operation: operation.id, err: wire.message },
+          'operation failed unexpectedly',
+        );
+      doc.updateOperation(operation.id, {
+        status: 'failed',
+        error: {
+          code: wire.code,
+          message: wire.message,
+          ...(wire.hint === undefined ? {} : { hint: wire.hint }),
+        },
+      });
+    } finally {
+      plane.voter.release(operation.id);
+    }
+  }
+}
+
+function unknownRegion(region: string, known: string[], hint?: string): NotFoundError {
+  return new NotFoundError('region.not-found', `region ${region} is not a member of the group`, {
+    hint: hint ?? `members: ${known.join(', ')}`,
+  });
+}
