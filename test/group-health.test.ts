@@ -86,7 +86,7 @@ describe('group health across three regions', () => {
     }
     const table = await georep(['--nats', natsUrl('eu-west'), 'status']);
     expect(table.code).toBe(0);
-    expect(table.stdout).toMatch(/ap-south\s+up\s+ap-south-1/);
+    expect(table.stdout).toMatch(/ap-south\s+up\s+linked\s+ap-south-1/);
   });
 
   it('status - --watch redraws until interrupted and exits 0', async () => {

@@ -94,6 +94,7 @@ export class Agent {
       healthOf: (region) => this.report().regions.find((r) => r.name === region)?.state,
       askVote: (region, proposal) => this.#askVote(region, proposal),
     });
+    this.#runner.failInterrupted();
     this.metrics = createMetrics(() => this.report(), {
       group: config.group,
       region: config.region,
@@ -333,10 +334,14 @@ export class Agent {
       return;
     }
     this.metrics.heartbeatsReceived.inc({ region: decoded.region });
+    const wasSilent = this.#tracker.localView()[decoded.region] !== 'up';
     this.#tracker.observe(decoded);
     const previousAgent = this.#peerAgents.get(decoded.region);
     this.#peerAgents.set(decoded.region, decoded.agent.id);
-    if (previousAgent !== undefined && previousAgent !== decoded.agent.id)
+    // A restarted peer, or one heard again after silence (a healed partition), has lost or
+    // missed sync messages: start its sync over at once instead of waiting for the stall check.
+    const restarted = previousAgent !== undefined && previousAgent !== decoded.agent.id;
+    if (restarted || (wasSilent && previousAgent !== undefined))
       this.plane.peerRestarted(decoded.region);
     if (decoded.docHeads !== undefined) this.plane.observeHeads(decoded.region, decoded.docHeads);
     this.#checkView();

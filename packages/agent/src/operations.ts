@@ -95,6 +95,26 @@ export class OperationRunner {
     return created ? operation : (this.#ctx.plane.document.operation(operation.id) ?? operation);
   }
 
+  /**
+   * Operations this region was running when its agent stopped cannot resume (their votes and
+   * steps were in memory): mark them failed so that nobody waits for them forever.
+   */
+  failInterrupted(): void {
+    const doc = this.#ctx.plane.document;
+    for (const op of doc.pendingOperations()) {
+      if (op.requestedVia !== this.#ctx.region) continue;
+      doc.updateOperation(op.id, {
+        status: 'failed',
+        error: {
+          code: 'operation.interrupted',
+          message: `the agent of ${this.#ctx.region} restarted while the operation was ${op.status}`,
+          hint: 'check the group state with georep group show, then repeat the request (with a new --client-token, if you used one)',
+        },
+      });
+      this.#log.warn({ operation: op.id }, 'marked an interrupted operation as failed');
+    }
+  }
+
   /** Waits for operations in flight (shutdown, tests). */
   async idle(): Promise<void> {
     await Promise.allSettled([...this.#running]);
