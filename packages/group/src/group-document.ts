@@ -297,6 +297,56 @@ export class GroupDocument {
     return this.#doc.history.slice(-limit).map((e) => ({ ...e }));
   }
 
+  /**
+   * Adds a snapshot to the catalog. `meta` is stored as one JSON value so that two agents never
+   * interleave the fields of different snapshots; names are unique (they start with the region).
+   */
+  addSnapshot(
+    name: string,
+    meta: Record<string, unknown>,
+    by: { region: string; operationId: string | null },
+  ): void {
+    this.change(`snapshot ${name}`, (doc) => {
+      doc.snapshots[name] = JSON.stringify(meta);
+      doc.history.push({
+        at: Date.now(),
+        region: by.region,
+        kind: 'snapshot.added',
+        message: `snapshot ${name}`,
+        operationId: by.operationId,
+      });
+    });
+  }
+
+  /** Removes a snapshot from the catalog; false when it was not listed. */
+  removeSnapshot(name: string, by: { region: string; operationId: string | null }): boolean {
+    if (this.#doc.snapshots[name] === undefined) return false;
+    this.change(`snapshot ${name} deleted`, (doc) => {
+      delete doc.snapshots[name];
+      doc.history.push({
+        at: Date.now(),
+        region: by.region,
+        kind: 'snapshot.deleted',
+        message: `snapshot ${name} deleted`,
+        operationId: by.operationId,
+      });
+    });
+    return true;
+  }
+
+  /** The catalog entry of one snapshot, or undefined. */
+  snapshot(name: string): Record<string, unknown> | undefined {
+    const json = this.#doc.snapshots[name];
+    return json === undefined ? undefined : (JSON.parse(json) as Record<string, unknown>);
+  }
+
+  /** Every catalogued snapshot, newest first (by `createdAt`). */
+  snapshots(): Record<string, unknown>[] {
+    return Object.values(this.#doc.snapshots)
+      .map((json) => JSON.parse(json) as Record<string, unknown>)
+      .sort((a, b) => Number(b.createdAt ?? 0) - Number(a.createdAt ?? 0));
+  }
+
   /** What `georep group show` prints. */
   view(answeredBy: string): GroupView {
     return {

@@ -263,3 +263,28 @@ describe('votes', () => {
     ]);
   });
 });
+
+describe('snapshot catalog', () => {
+  it('catalog - snapshots added in two regions concurrently are both listed after a merge, newest first', () => {
+    const a = GroupDocument.create('orders', founders);
+    const b = GroupDocument.create('orders', founders);
+    a.addSnapshot(
+      'eu-west-1',
+      { name: 'eu-west-1', region: 'eu-west', createdAt: 1 },
+      { region: 'eu-west', operationId: null },
+    );
+    b.addSnapshot(
+      'us-east-1',
+      { name: 'us-east-1', region: 'us-east', createdAt: 2 },
+      { region: 'us-east', operationId: null },
+    );
+    a.replace(A.merge(A.clone(a.doc), b.doc));
+    expect(a.snapshots().map((s) => s.name)).toEqual(['us-east-1', 'eu-west-1']);
+    expect(a.removeSnapshot('eu-west-1', { region: 'eu-west', operationId: null })).toBe(true);
+    expect(a.removeSnapshot('eu-west-1', { region: 'eu-west', operationId: null })).toBe(false);
+    expect(a.snapshot('us-east-1')).toMatchObject({ region: 'us-east' });
+    expect(a.history().map((h) => h.kind)).toEqual(
+      expect.arrayContaining(['snapshot.added', 'snapshot.deleted']),
+    );
+  });
+});
