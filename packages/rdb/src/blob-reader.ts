@@ -6,7 +6,7 @@
  * past its end means the blob is corrupt.
  */
 import { RdbCorruptError } from './errors.js';
-import { copyOut } from './cursor.js';
+import { intToBuffer } from './cursor.js';
 import type { Blob } from './cursor.js';
 
 /** An element of a compact encoding: a string, or an integer (bigint beyond 2^53). */
@@ -49,12 +49,16 @@ export class BlobReader {
     return this.bytes[this.pos++]!;
   }
 
-  /** Copies `n` bytes out, so elements do not pin the decompressed blob. */
+  /**
+   * `n` bytes as a view of the blob. A blob always belongs to one record (a copy out of the read
+   * window, a view of the record's `raw`, or a decompressed buffer), so elements pin at most the
+   * bytes of their own record, never the parser's window.
+   */
   take(n: number): Buffer {
     this.need(n);
-    const out = copyOut(this.bytes, this.pos, n);
+    const at = this.pos;
     this.pos += n;
-    return out;
+    return this.bytes.subarray(at, at + n);
   }
 
   skip(n: number): void {
@@ -94,7 +98,8 @@ export function narrow(v: bigint): number | bigint {
 
 /** The Redis-visible string form of an element (integers as decimal text). */
 export function elementToBuffer(e: CompactElement): Buffer {
-  return Buffer.isBuffer(e) ? e : Buffer.from(e.toString(), 'latin1');
+  if (typeof e === 'number') return intToBuffer(e);
+  return typeof e === 'bigint' ? Buffer.from(e.toString(), 'latin1') : e;
 }
 
 /** An element as a bigint integer, or undefined when it is a non-numeric string. */

@@ -7,6 +7,8 @@
 import { GeorepError } from '@georep/core';
 
 const EMPTY = Buffer.alloc(0);
+/** Largest join buffer kept for reuse. */
+const MAX_SPARE_BYTES = 8 * 1024 * 1024;
 
 /** Anything the parser can read from: a Node stream, an async generator, an array of Buffers. */
 export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
@@ -22,6 +24,8 @@ export class ByteWindow {
   /** True once the source has no more chunks. */
   ended = false;
   readonly #it: AsyncIterator<Uint8Array> | Iterator<Uint8Array>;
+  /** Buffers recycled for joining chunks (see `#concat`). */
+  #spares: Buffer[] = [];
 
   constructor(source: ByteSource) {
     this.#it =
@@ -68,7 +72,42 @@ export class ByteWindow {
     this.base += this.pos;
     this.pos = 0;
     this.buf =
-      parts.length === 1 ? parts[0]! : parts.length === 0 ? EMPTY : Buffer.concat(parts, total);
+      parts.length === 1 ? parts[0]! : parts.length === 0 ? EMPTY : this.#concat(parts, total);
+  }
+
+  /**
+   * Joins `parts` (the unconsumed tail and new chunks) into one buffer. The parser never hands out
+   * views of its window (records copy what they keep), so the buffers used for joining are
+   * recycled: two of them, so that the tail can be copied out of one into the other. Joins larger
+   * than {@link MAX_SPARE_BYTES} get a buffer of their own, so a huge record does not keep its
+   * window alive for the rest of the parse.
+   */
+  #concat(parts: Buffer[], total: number): Buffer {
+    const inUse = this.buf.buffer;
+    let out: Buffer | undefined;
+    for (let i = 0; i < this.#spares.length; i++) {
+      const spare = this.#spares[i]!;
+      if (spare.length >= total && spare.buffer !== inUse) {
+        out = spare;
+        break;
+      }
+    }
+    if (out === undefined) {
+      const capacity = total + (total >> 1);
+      if (capacity > MAX_SPARE_BYTES) return Buffer.concat(parts, total);
+      out = Buffer.allocUnsafeSlow(capacity);
+      // Keep the newest two; the one being replaced may still be the current window.
+      this.#spares = this.#spares
+        .filter((b) => b.buffer === inUse)
+        .concat(out)
+        .slice(-2);
+    }
+    let at = 0;
+    for (const part of parts) {
+      out.set(part, at);
+      at += part.length;
+    }
+    return out.subarray(0, total);
   }
 
   /** Releases the source (closes a file stream early when parsing stops before its end). */

@@ -7,17 +7,24 @@
  *
  * The 64-bit register is kept as two unsigned 32-bit halves: JavaScript bitwise operators work on
  * 32 bits, and BigInt arithmetic per byte would be two orders of magnitude slower. Bulk data goes
- * through slicing-by-8 (eight 256-entry tables, one table lookup per input byte but no serial
- * dependency between the eight lookups), which keeps checksumming well above parsing speed.
+ * through slicing-by-16 (sixteen 256-entry tables, one lookup per input byte but no serial
+ * dependency between the sixteen lookups of a block). On little-endian hosts the bulk is read as
+ * aligned 32-bit words through an `Int32Array` view instead of byte by byte.
  */
 
 /** Low and high halves of the reflected Jones polynomial. */
 const POLY_LO = 0xac4bc9b5;
 const POLY_HI = 0x95ac9329;
 
-/** Eight tables of 256 entries each, table k at [k * 256, (k + 1) * 256). */
-const TABLE_LO = new Uint32Array(8 * 256);
-const TABLE_HI = new Uint32Array(8 * 256);
+/** Number of slicing tables: bytes consumed per step of the bulk loop. */
+const SLICES = 16;
+/** Sixteen tables of 256 entries each, table k at [k * 256, (k + 1) * 256). */
+const TABLE_LO = new Uint32Array(SLICES * 256);
+const TABLE_HI = new Uint32Array(SLICES * 256);
+/** Below this many bytes the word loop's setup (a typed-array view) is not worth it. */
+const MIN_BULK = 64;
+/** Whether a 32-bit word read through an `Int32Array` has its first byte in the low bits. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 function buildTables(): void {
   for (let n = 0; n < 256; n++) {
@@ -35,9 +42,9 @@ function buildTables(): void {
     TABLE_LO[n] = lo;
     TABLE_HI[n] = hi;
   }
-  // Table k advances a byte through k further zero bytes, which is what lets slicing-by-8 handle
-  // eight input bytes with independent lookups.
-  for (let k = 1; k < 8; k++) {
+  // Table k advances a byte through k further zero bytes, which is what lets slicing-by-16 handle
+  // sixteen input bytes with independent lookups.
+  for (let k = 1; k < SLICES; k++) {
     for (let n = 0; n < 256; n++) {
       const prevLo = TABLE_LO[(k - 1) * 256 + n]!;
       const prevHi = TABLE_HI[(k - 1) * 256 + n]!;
@@ -71,38 +78,73 @@ export class Crc64 {
     let hi = this.#hi;
     const len = bytes.length;
     let i = 0;
-    // Slicing-by-8 over the bulk, bytewise over the tail.
-    const bulkEnd = len - (len % 8);
-    while (i < bulkEnd) {
-      lo ^= bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24);
-      hi ^= bytes[i + 4]! | (bytes[i + 5]! << 8) | (bytes[i + 6]! << 16) | (bytes[i + 7]! << 24);
-      const a = 7 * 256 + (lo & 0xff);
-      const b = 6 * 256 + ((lo >>> 8) & 0xff);
-      const c = 5 * 256 + ((lo >>> 16) & 0xff);
-      const d = 4 * 256 + (lo >>> 24);
-      const e = 3 * 256 + (hi & 0xff);
-      const f = 2 * 256 + ((hi >>> 8) & 0xff);
-      const g = 256 + ((hi >>> 16) & 0xff);
-      const h = hi >>> 24;
-      lo =
-        TABLE_LO[a]! ^
-        TABLE_LO[b]! ^
-        TABLE_LO[c]! ^
-        TABLE_LO[d]! ^
-        TABLE_LO[e]! ^
-        TABLE_LO[f]! ^
-        TABLE_LO[g]! ^
-        TABLE_LO[h]!;
-      hi =
-        TABLE_HI[a]! ^
-        TABLE_HI[b]! ^
-        TABLE_HI[c]! ^
-        TABLE_HI[d]! ^
-        TABLE_HI[e]! ^
-        TABLE_HI[f]! ^
-        TABLE_HI[g]! ^
-        TABLE_HI[h]!;
-      i += 8;
+    if (LITTLE_ENDIAN && len >= MIN_BULK) {
+      // Bytewise up to a 4-byte boundary, then whole 16-byte blocks as aligned words.
+      const head = (4 - (bytes.byteOffset & 3)) & 3;
+      for (; i < head; i++) {
+        const idx = (lo ^ bytes[i]!) & 0xff;
+        lo = ((lo >>> 8) | (hi << 24)) ^ TABLE_LO[idx]!;
+        hi = (hi >>> 8) ^ TABLE_HI[idx]!;
+      }
+      const words = ((len - head) >>> 4) << 2;
+      const w = new Int32Array(bytes.buffer, bytes.byteOffset + head, words);
+      for (let j = 0; j < words; j += 4) {
+        const u = lo ^ w[j]!;
+        const v = hi ^ w[j + 1]!;
+        const x = w[j + 2]!;
+        const y = w[j + 3]!;
+        const a = 3840 + (u & 0xff);
+        const b = 3584 + ((u >>> 8) & 0xff);
+        const c = 3328 + ((u >>> 16) & 0xff);
+        const d = 3072 + (u >>> 24);
+        const e = 2816 + (v & 0xff);
+        const f = 2560 + ((v >>> 8) & 0xff);
+        const g = 2304 + ((v >>> 16) & 0xff);
+        const h = 2048 + (v >>> 24);
+        const k = 1792 + (x & 0xff);
+        const l = 1536 + ((x >>> 8) & 0xff);
+        const m = 1280 + ((x >>> 16) & 0xff);
+        const n = 1024 + (x >>> 24);
+        const o = 768 + (y & 0xff);
+        const p = 512 + ((y >>> 8) & 0xff);
+        const q = 256 + ((y >>> 16) & 0xff);
+        const r = y >>> 24;
+        lo =
+          TABLE_LO[a]! ^
+          TABLE_LO[b]! ^
+          TABLE_LO[c]! ^
+          TABLE_LO[d]! ^
+          TABLE_LO[e]! ^
+          TABLE_LO[f]! ^
+          TABLE_LO[g]! ^
+          TABLE_LO[h]! ^
+          TABLE_LO[k]! ^
+          TABLE_LO[l]! ^
+          TABLE_LO[m]! ^
+          TABLE_LO[n]! ^
+          TABLE_LO[o]! ^
+          TABLE_LO[p]! ^
+          TABLE_LO[q]! ^
+          TABLE_LO[r]!;
+        hi =
+          TABLE_HI[a]! ^
+          TABLE_HI[b]! ^
+          TABLE_HI[c]! ^
+          TABLE_HI[d]! ^
+          TABLE_HI[e]! ^
+          TABLE_HI[f]! ^
+          TABLE_HI[g]! ^
+          TABLE_HI[h]! ^
+          TABLE_HI[k]! ^
+          TABLE_HI[l]! ^
+          TABLE_HI[m]! ^
+          TABLE_HI[n]! ^
+          TABLE_HI[o]! ^
+          TABLE_HI[p]! ^
+          TABLE_HI[q]! ^
+          TABLE_HI[r]!;
+      }
+      i = head + words * 4;
     }
     while (i < len) {
       const idx = (lo ^ bytes[i]!) & 0xff;

@@ -7,7 +7,7 @@
  * input has ended (`final`), running out is a real {@link RdbTruncatedError} instead.
  */
 import { RdbCorruptError, RdbTruncatedError } from './errors.js';
-import { lzfDecompress } from './lzf.js';
+import { lzfDecompressRange } from './lzf.js';
 
 /**
  * Internal signal: the record being decoded continues past the bytes buffered so far. Never
@@ -42,15 +42,30 @@ const EMPTY = Buffer.alloc(0);
 /** Reader of RDB primitives (lengths, strings, numbers) over `buf[pos..]`. */
 export class RdbCursor {
   /** The buffered window. */
-  readonly buf: Buffer;
+  buf: Buffer;
   /** Current position inside `buf`. */
   pos: number;
   /** Absolute input offset of `buf[0]`. */
-  readonly base: number;
+  base: number;
   /** True when no more input will come: running out means the input is truncated. */
-  readonly final: boolean;
+  final: boolean;
+  /**
+   * Whether {@link RdbCursor.bytes} may return views of `buf` instead of copies. Only for a `buf`
+   * that belongs to the record being decoded (the `raw` copy of a key record), never for the
+   * shared read window.
+   */
+  views: boolean;
 
-  constructor(buf: Buffer, pos: number, base: number, final: boolean) {
+  constructor(buf: Buffer, pos: number, base: number, final: boolean, views = false) {
+    this.buf = buf;
+    this.pos = pos;
+    this.base = base;
+    this.final = final;
+    this.views = views;
+  }
+
+  /** Points the cursor at another buffer (the parser reuses one cursor per window). */
+  reset(buf: Buffer, pos: number, base: number, final: boolean): void {
     this.buf = buf;
     this.pos = pos;
     this.base = base;
@@ -138,13 +153,16 @@ export class RdbCursor {
     return v;
   }
 
-  /** `n` bytes as a fresh Buffer, so the result does not pin the whole window in memory. */
+  /**
+   * `n` bytes as a fresh Buffer, so the result does not pin the whole window in memory; or, in
+   * {@link RdbCursor.views} mode, as a view of the record's own buffer.
+   */
   bytes(n: number): Buffer {
     if (n === 0) return EMPTY;
     this.ensure(n);
-    const out = copyOut(this.buf, this.pos, n);
+    const at = this.pos;
     this.pos += n;
-    return out;
+    return this.views ? this.buf.subarray(at, at + n) : copyOut(this.buf, at, n);
   }
 
   skip(n: number): void {
@@ -221,6 +239,53 @@ export class RdbCursor {
     return this.blob().bytes;
   }
 
+  /**
+   * Steps over an RDB string without materialising it: the same framing checks and the same
+   * "need more data" points as {@link RdbCursor.blob}, but no copy and no LZF decompression.
+   */
+  skipString(): void {
+    const first = this.buf[this.pos];
+    if (first !== undefined && first < 0x40) {
+      this.pos++;
+      if (first !== 0) this.skip(first);
+      return;
+    }
+    const start = this.offset;
+    const r = this.lenOrEncoding();
+    if (!r.encoded) {
+      if (r.value !== 0) this.skip(r.value);
+      return;
+    }
+    switch (r.value) {
+      case 0:
+        this.skip(1);
+        return;
+      case 1:
+        this.skip(2);
+        return;
+      case 2:
+        this.skip(4);
+        return;
+      case 3: {
+        const compressedLen = this.len();
+        const plainLen = this.len();
+        if (plainLen > compressedLen * MAX_LZF_RATIO) {
+          throw this.corrupt(`LZF string claims ${plainLen} bytes from ${compressedLen}`, start);
+        }
+        this.skip(compressedLen);
+        return;
+      }
+      default:
+        throw this.corrupt(`unknown string encoding ${r.value}`, start);
+    }
+  }
+
+  /** Steps over the ASCII double of ZSET type 3 (see {@link RdbCursor.asciiDouble}). */
+  skipAsciiDouble(): void {
+    const n = this.u8();
+    if (n < 253) this.skip(n);
+  }
+
   /** Reads an RDB string and says where it came from, for decoders of embedded blobs. */
   blob(): Blob {
     const start = this.offset;
@@ -233,18 +298,18 @@ export class RdbCursor {
       case 0: {
         this.ensure(1);
         const v = this.buf.readInt8(this.pos++);
-        return { bytes: Buffer.from(String(v)), origin: start, exact: false };
+        return { bytes: intToBuffer(v), origin: start, exact: false };
       }
       case 1:
         this.ensure(2);
         this.pos += 2;
         return {
-          bytes: Buffer.from(String(this.buf.readInt16LE(this.pos - 2))),
+          bytes: intToBuffer(this.buf.readInt16LE(this.pos - 2)),
           origin: start,
           exact: false,
         };
       case 2:
-        return { bytes: Buffer.from(String(this.i32le())), origin: start, exact: false };
+        return { bytes: intToBuffer(this.i32le()), origin: start, exact: false };
       case 3: {
         const compressedLen = this.len();
         const plainLen = this.len();
@@ -255,10 +320,10 @@ export class RdbCursor {
         }
         this.ensure(compressedLen);
         const dataOffset = this.offset;
-        const compressed = this.buf.subarray(this.pos, this.pos + compressedLen);
+        const at = this.pos;
         this.pos += compressedLen;
         return {
-          bytes: lzfDecompress(compressed, plainLen, dataOffset),
+          bytes: lzfDecompressRange(this.buf, at, at + compressedLen, plainLen, dataOffset),
           origin: start,
           exact: false,
         };
@@ -302,6 +367,26 @@ export function copyOut(src: Buffer, at: number, n: number): Buffer {
   } else {
     src.copy(out, 0, at, at + n);
   }
+  return out;
+}
+
+/**
+ * The decimal text of a safe integer as a fresh Buffer: what `Buffer.from(String(v))` gives,
+ * without the string and the UTF-8 encoder in between.
+ */
+export function intToBuffer(v: number): Buffer {
+  if (!Number.isSafeInteger(v)) return Buffer.from(String(v), 'latin1');
+  const negative = v < 0;
+  let n = negative ? -v : v;
+  let len = negative ? 2 : 1;
+  for (let t = n; t >= 10; t = Math.floor(t / 10)) len++;
+  const out = Buffer.allocUnsafe(len);
+  let p = len;
+  do {
+    out[--p] = 48 + (n % 10);
+    n = Math.floor(n / 10);
+  } while (n > 0);
+  if (negative) out[0] = 45;
   return out;
 }
 

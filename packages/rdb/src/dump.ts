@@ -104,9 +104,11 @@ export function parseDumpPayload(
     const actual = crc64(buf.subarray(0, bodyEnd + 2));
     if (stored !== actual) throw new RdbChecksumError(stored, actual, { offset: bodyEnd + 2 });
   }
-  const body = buf.subarray(0, bodyEnd);
+  // `raw` is copied first and decoded in views mode: the value's strings share its memory
+  // instead of being copied one by one, and none of them pins the caller's payload.
+  const raw = Buffer.from(buf.subarray(0, bodyEnd));
   // final=true: the whole payload is here, so running out means truncated, never "need more".
-  const cur = new RdbCursor(body, 0, 0, true);
+  const cur = new RdbCursor(raw, 0, 0, true, true);
   const typeCode = cur.u8();
   const flavor = options.flavor ?? (version >= VALKEY_RDB_VERSION ? 'valkey' : 'redis');
   const { value, encoding } = decodeValue(cur, typeCode, flavor, 0);
@@ -115,5 +117,5 @@ export function parseDumpPayload(
       offset: cur.pos,
     });
   }
-  return { version, typeCode, encoding, raw: Buffer.from(body), ...value };
+  return { version, typeCode, encoding, raw, ...value };
 }

@@ -4,7 +4,7 @@
  * No network and no dependencies beyond `@georep/core`: parse snapshots from any byte stream,
  * write snapshots and RESTORE payloads for a chosen target version, CRC64-Jones and LZF.
  */
-export { parseRdb, parseRdbFile } from './parser.js';
+export { parseRdb, parseRdbBatches, parseRdbFile, parseRdbFileBatches } from './parser.js';
 export { RdbWriter, buildRdb } from './writer.js';
 export { dumpPayloadFromRaw, encodeDumpPayload, parseDumpPayload } from './dump.js';
 export { encodeValue } from './value-encoder.js';
@@ -33,7 +33,12 @@ export {
 } from './errors.js';
 export { formatStreamId } from './stream-id.js';
 
-export type { ParseRdbOptions } from './parser.js';
+export type {
+  ParseRdbOptions,
+  ParseRdbDecodedOptions,
+  ParseRdbRawOptions,
+  ParseRdbFileOptions,
+} from './parser.js';
 export type { ByteSource } from './byte-window.js';
 export type { RdbWriterOptions, KeyWriteOptions, RdbKeySpec, RdbFileSpec } from './writer.js';
 export type { EncodeDumpOptions, ParseDumpOptions, ParsedDumpPayload } from './dump.js';
@@ -62,5 +67,8 @@ export type {
   RdbFunctionRecord,
   RdbModuleAuxRecord,
   RdbKeyRecord,
+  RdbKeyFields,
+  RdbRawKeyRecord,
+  RdbRawRecord,
   RdbEofRecord,
 } from './types.js';

@@ -19,6 +19,8 @@ const MAX_MATCH = 264;
 /** Farthest a back-reference can reach (13 bits of distance, plus one). */
 const MAX_DISTANCE = 8192;
 const HASH_BITS = 14;
+/** From this length on a back-reference is copied natively (`copyWithin`/`fill`), not bytewise. */
+const NATIVE_COPY = 16;
 
 /**
  * Decompresses an LZF block whose decompressed size is known (RDB stores it next to the data).
@@ -30,36 +32,71 @@ const HASH_BITS = 14;
  *   `expectedLength` bytes.
  */
 export function lzfDecompress(input: Uint8Array, expectedLength: number, offset = 0): Buffer {
+  return lzfDecompressRange(input, 0, input.length, expectedLength, offset);
+}
+
+/**
+ * {@link lzfDecompress} of `input[start..end)`, without making a view of it first. Error offsets
+ * are `offset` plus the position relative to `start`.
+ */
+export function lzfDecompressRange(
+  input: Uint8Array,
+  start: number,
+  end: number,
+  expectedLength: number,
+  offset = 0,
+): Buffer {
   const out = Buffer.allocUnsafe(expectedLength);
-  const inLen = input.length;
-  let ip = 0;
+  const base = offset - start;
+  let ip = start;
   let op = 0;
-  while (ip < inLen) {
+  while (ip < end) {
     const ctrl = input[ip++]!;
     if (ctrl < 32) {
       const len = ctrl + 1;
-      if (ip + len > inLen) throw corrupt('literal run past the end of the input', offset + ip);
-      if (op + len > expectedLength) throw corrupt('output longer than announced', offset + ip);
+      if (ip + len > end) throw corrupt('literal run past the end of the input', base + ip);
+      if (op + len > expectedLength) throw corrupt('output longer than announced', base + ip);
       // Runs are at most 32 bytes: a loop is cheaper than creating a subarray to copy from.
       for (let k = 0; k < len; k++) out[op++] = input[ip++]!;
       continue;
     }
     let len = ctrl >> 5;
     if (len === 7) {
-      if (ip >= inLen) throw corrupt('back-reference length past the end', offset + ip);
+      if (ip >= end) throw corrupt('back-reference length past the end', base + ip);
       len += input[ip++]!;
     }
-    if (ip >= inLen) throw corrupt('back-reference distance past the end', offset + ip);
-    const ref = op - ((ctrl & 0x1f) << 8) - input[ip++]! - 1;
+    if (ip >= end) throw corrupt('back-reference distance past the end', base + ip);
+    const distance = ((ctrl & 0x1f) << 8) + input[ip++]! + 1;
+    const ref = op - distance;
     len += 2;
-    if (ref < 0) throw corrupt('back-reference before the start of the output', offset + ip);
-    if (op + len > expectedLength) throw corrupt('output longer than announced', offset + ip);
-    // Byte by byte on purpose: when the source overlaps the destination, bytes written earlier
-    // in this copy must be read again (that is how LZF encodes long runs).
-    for (let k = 0; k < len; k++) out[op++] = out[ref + k]!;
+    if (ref < 0) throw corrupt('back-reference before the start of the output', base + ip);
+    if (op + len > expectedLength) throw corrupt('output longer than announced', base + ip);
+    if (len < NATIVE_COPY) {
+      // Byte by byte on purpose: when the source overlaps the destination, bytes written earlier
+      // in this copy must be read again (that is how LZF encodes long runs).
+      for (let k = 0; k < len; k++) out[op + k] = out[ref + k]!;
+    } else if (distance >= len) {
+      out.copyWithin(op, ref, ref + len);
+    } else if (distance === 1) {
+      // `Uint8Array#fill`: without the argument checks of `Buffer#fill`, which cost more here.
+      Uint8Array.prototype.fill.call(out, out[ref]!, op, op + len);
+    } else {
+      // Overlapping: from `ref` on, the output repeats with period `distance`, so any already
+      // written stretch that starts at the right phase can be copied at once. The stretches
+      // roughly double each time; the first few bytes go one by one.
+      let done = 0;
+      for (; done < NATIVE_COPY; done++) out[op + done] = out[ref + done]!;
+      while (done < len) {
+        const phase = done % distance;
+        const n = Math.min(len - done, distance + done - phase);
+        out.copyWithin(op + done, ref + phase, ref + phase + n);
+        done += n;
+      }
+    }
+    op += len;
   }
   if (op !== expectedLength) {
-    throw corrupt(`decompressed ${op} bytes, header announced ${expectedLength}`, offset + ip);
+    throw corrupt(`decompressed ${op} bytes, header announced ${expectedLength}`, base + ip);
   }
   return out;
 }

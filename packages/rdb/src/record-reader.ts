@@ -4,16 +4,34 @@
  *
  * A unit either decodes completely or throws, without side effects on parser state: the async
  * driver may decode the same unit several times while it waits for enough input.
+ *
+ * A key is read in two steps: a walk over its value's framing finds where the value ends (this is
+ * the step that runs out of input, cheaply, when the window ends inside the value); then the value
+ * is copied once, as `raw`, and decoded from that copy with its strings as views of it.
  */
 import { FIRST_CHECKSUM_VERSION, RdbOpcode, isSupportedVersion } from './constants.js';
 import { decodeModuleId, readModuleBody } from './module-value.js';
-import { assertKnownValueType, decodeValue } from './value-decoder.js';
+import {
+  assertKnownValueType,
+  decodeValueBody,
+  encodingName,
+  skipValue,
+  typeName,
+} from './value-decoder.js';
 import { ModuleOpcode } from './constants.js';
+import { NeedMoreData, RdbCursor } from './cursor.js';
 import { RdbBadMagicError, RdbUnknownTypeError, RdbUnsupportedVersionError } from './errors.js';
 import type { RdbMagic } from './constants.js';
-import type { RdbCursor } from './cursor.js';
 import type { RdbFlavor } from './value-decoder.js';
-import type { RdbHeaderRecord, RdbKeyRecord, RdbRecord } from './types.js';
+import type {
+  RdbEofRecord,
+  RdbHeaderRecord,
+  RdbKeyRecord,
+  RdbRawKeyRecord,
+  RdbRawRecord,
+  RdbRecord,
+  RdbValue,
+} from './types.js';
 
 /** Per-key attributes announced by opcodes before the type byte; they apply to the next key. */
 export interface PendingKeyAttributes {
@@ -22,19 +40,49 @@ export interface PendingKeyAttributes {
   lfuFreq?: number;
 }
 
-/** Result of one unit: a record to emit (or the EOF marker) and the per-key attributes left. */
-export interface UnitResult {
-  record: Exclude<RdbRecord, RdbHeaderRecord | { kind: 'eof' }> | { kind: 'eof-marker' };
-  pending: PendingKeyAttributes;
-}
+/** No pending attributes (shared, never mutated: units copy before they add to it). */
+export const NO_PENDING: Readonly<PendingKeyAttributes> = Object.freeze({});
 
-/** Parser state a unit needs (read only while decoding). */
-export interface UnitContext {
+/** What {@link readUnit} returns at the EOF opcode. */
+export const EOF_MARKER = Object.freeze({ kind: 'eof-marker' as const });
+
+/** A record produced by one unit (anything but the header and the final `eof`). */
+export type UnitRecord = Exclude<RdbRecord | RdbRawRecord, RdbHeaderRecord | RdbEofRecord>;
+
+/**
+ * Parser state a unit reads. A unit changes it (`pending`) only once it has decoded completely,
+ * so a unit interrupted by {@link NeedMoreData} can be decoded again from its start.
+ */
+export interface UnitState {
   version: number;
   flavor: RdbFlavor;
   db: number;
-  pending: PendingKeyAttributes;
+  pending: Readonly<PendingKeyAttributes>;
+  /** false: key records carry `raw` but no decoded value. */
+  decodeValues: boolean;
+  /**
+   * Decode values in one pass straight from the window, as a plain decoder would, instead of
+   * delimiting them first: the parser sets it to learn which error decoding would report first.
+   */
+  replay: boolean;
+  /** Reused to decode values from their `raw` copy (in views mode). */
+  valueCursor: RdbCursor;
 }
+
+/** A fresh {@link UnitState}. */
+export function newUnitState(version: number, flavor: RdbFlavor, decodeValues: boolean): UnitState {
+  return {
+    version,
+    flavor,
+    db: 0,
+    pending: NO_PENDING,
+    decodeValues,
+    replay: false,
+    valueCursor: new RdbCursor(EMPTY, 0, 0, true, true),
+  };
+}
+
+const EMPTY = Buffer.alloc(0);
 
 /**
  * Reads the 9-byte header: `REDIS` + 4 digits or `VALKEY` + 3 digits.
@@ -79,49 +127,62 @@ export function hasChecksum(version: number): boolean {
   return version >= FIRST_CHECKSUM_VERSION;
 }
 
-/** Decodes the next unit after the header. */
-export function readUnit(cur: RdbCursor, ctx: UnitContext): UnitResult {
-  const pending: PendingKeyAttributes = { ...ctx.pending };
+/**
+ * Decodes the next unit after the header: returns its record, or {@link EOF_MARKER}. Throws
+ * {@link NeedMoreData} (leaving `st` untouched) when the unit continues past the window.
+ */
+export function readUnit(cur: RdbCursor, st: UnitState): UnitRecord | typeof EOF_MARKER {
+  let pending = st.pending;
   const offset = cur.offset;
   for (;;) {
     const opAt = cur.offset;
     const op = cur.u8();
     switch (op) {
       case RdbOpcode.EXPIRETIME_MS:
-        pending.expireAtMs = cur.i64le();
+        pending = { ...pending, expireAtMs: cur.i64le() };
         continue;
       case RdbOpcode.EXPIRETIME:
         // Legacy seconds form (RDB < 3); stored as a 32-bit host-order (little-endian) int.
-        pending.expireAtMs = cur.i32le() * 1000;
+        pending = { ...pending, expireAtMs: cur.i32le() * 1000 };
         continue;
       case RdbOpcode.IDLE:
-        pending.idleSeconds = cur.len();
+        pending = { ...pending, idleSeconds: cur.len() };
         continue;
       case RdbOpcode.FREQ:
-        pending.lfuFreq = cur.u8();
+        pending = { ...pending, lfuFreq: cur.u8() };
         continue;
       case RdbOpcode.EOF:
-        return { record: { kind: 'eof-marker' }, pending };
-      case RdbOpcode.SELECTDB:
-        return { record: { kind: 'selectdb', db: cur.len(), offset }, pending };
+        st.pending = pending;
+        return EOF_MARKER;
+      case RdbOpcode.SELECTDB: {
+        const record: UnitRecord = { kind: 'selectdb', db: cur.len(), offset };
+        st.pending = pending;
+        return record;
+      }
       case RdbOpcode.RESIZEDB: {
         const dbSize = cur.len();
         const expiresSize = cur.len();
-        return { record: { kind: 'resizedb', dbSize, expiresSize, offset }, pending };
+        st.pending = pending;
+        return { kind: 'resizedb', dbSize, expiresSize, offset };
       }
       case RdbOpcode.AUX: {
         const name = cur.string().toString('latin1');
         const value = cur.string();
-        return { record: { kind: 'aux', name, value, offset }, pending };
+        st.pending = pending;
+        return { kind: 'aux', name, value, offset };
       }
       case RdbOpcode.SLOT_INFO: {
         const slot = cur.len();
         const slotSize = cur.len();
         const expiresSlotSize = cur.len();
-        return { record: { kind: 'slot-info', slot, slotSize, expiresSlotSize, offset }, pending };
+        st.pending = pending;
+        return { kind: 'slot-info', slot, slotSize, expiresSlotSize, offset };
       }
-      case RdbOpcode.FUNCTION2:
-        return { record: { kind: 'function', code: cur.string(), offset }, pending };
+      case RdbOpcode.FUNCTION2: {
+        const code = cur.string();
+        st.pending = pending;
+        return { kind: 'function', code, offset };
+      }
       case RdbOpcode.FUNCTION_PRE_GA:
         throw new RdbUnknownTypeError(
           op,
@@ -137,13 +198,14 @@ export function readUnit(cur: RdbCursor, ctx: UnitContext): UnitResult {
         const when = cur.len();
         const body = readModuleBody(cur);
         const moduleName = decodeModuleId(moduleId).name;
-        return {
-          record: { kind: 'module-aux', moduleId, moduleName, when, body, offset },
-          pending,
-        };
+        st.pending = pending;
+        return { kind: 'module-aux', moduleId, moduleName, when, body, offset };
       }
-      default:
-        return { record: readKey(cur, op, ctx, pending, offset), pending: {} };
+      default: {
+        const record = readKey(cur, op, st, pending, offset);
+        st.pending = NO_PENDING;
+        return record;
+      }
     }
   }
 }
@@ -151,10 +213,10 @@ export function readUnit(cur: RdbCursor, ctx: UnitContext): UnitResult {
 function readKey(
   cur: RdbCursor,
   typeCode: number,
-  ctx: UnitContext,
-  pending: PendingKeyAttributes,
+  st: UnitState,
+  pending: Readonly<PendingKeyAttributes>,
   offset: number,
-): RdbKeyRecord {
+): RdbKeyRecord | RdbRawKeyRecord {
   const typeAt = cur.offset - 1;
   if (typeCode >= 0xf0) {
     // Opcodes of newer formats (Redis KEY_META 0xF3, Valkey SLOT_IMPORT 0xF3...) land here.
@@ -162,24 +224,88 @@ function readKey(
       offset: typeAt,
     });
   }
-  assertKnownValueType(typeCode, ctx.flavor, typeAt);
+  assertKnownValueType(typeCode, st.flavor, typeAt);
   const key = cur.string();
   const valueStart = cur.pos;
-  const { value, encoding } = decodeValue(cur, typeCode, ctx.flavor, typeAt);
-  // The RESTORE form of a value is its type byte followed by the value body; in the file the
-  // key sits between the two, so the raw form is reassembled here.
-  const raw = Buffer.allocUnsafe(1 + cur.pos - valueStart);
-  raw[0] = typeCode;
-  cur.buf.copy(raw, 1, valueStart, cur.pos);
-  return {
-    kind: 'key',
-    db: ctx.db,
-    key,
-    typeCode,
-    encoding,
-    ...pending,
-    raw,
-    offset,
-    ...value,
-  };
+  let value: RdbValue | undefined;
+  let raw: Buffer;
+  if (!st.replay && delimitValue(cur, typeCode, st, valueStart)) {
+    // The value is delimited: copy it once as `raw`, then decode from that copy, so strings of
+    // the value can be views of `raw` rather than copies of their own.
+    raw = rawCopy(cur.buf, typeCode, valueStart, cur.pos);
+    if (st.decodeValues) {
+      const vc = st.valueCursor;
+      // raw[0] is the type byte; raw[1] is the file byte at valueStart.
+      vc.reset(raw, 1, cur.base + valueStart - 1, true);
+      value = decodeValueBody(vc, typeCode, st.flavor);
+      if (vc.pos !== raw.length) {
+        throw cur.corrupt(`value decodes to ${vc.pos - 1} bytes, framing says ${raw.length - 1}`);
+      }
+    }
+  } else {
+    // Types without a framing walk (streams, modules), or a replay: decode in one pass.
+    const decoded = decodeValueBody(cur, typeCode, st.flavor);
+    if (st.decodeValues) value = decoded;
+    raw = rawCopy(cur.buf, typeCode, valueStart, cur.pos);
+  }
+  const encoding = encodingName(typeCode);
+  const type = value === undefined ? typeName(typeCode) : value.type;
+  const db = st.db;
+  if (pending === NO_PENDING) {
+    return value === undefined
+      ? { kind: 'key', db, key, typeCode, encoding, raw, offset, type }
+      : ({
+          kind: 'key',
+          db,
+          key,
+          typeCode,
+          encoding,
+          raw,
+          offset,
+          type,
+          value: value.value,
+        } as RdbKeyRecord);
+  }
+  return value === undefined
+    ? { kind: 'key', db, key, typeCode, encoding, ...pending, raw, offset, type }
+    : { kind: 'key', db, key, typeCode, encoding, ...pending, raw, offset, ...value };
 }
+
+/**
+ * Walks over the value with {@link skipValue}. Returns false (cursor untouched) for types it
+ * cannot walk.
+ */
+function delimitValue(
+  cur: RdbCursor,
+  typeCode: number,
+  st: UnitState,
+  valueStart: number,
+): boolean {
+  try {
+    return skipValue(cur, typeCode, st.flavor);
+  } catch (err) {
+    if (err instanceof NeedMoreData || !st.decodeValues) throw err;
+    // The walk found a problem in the framing (truncation, a bad length). Decoding may meet
+    // another one earlier (a broken listpack, an invalid score...): replay it so the error is the
+    // one a plain decoder reports. It throws, or else the walk's error stands.
+    cur.pos = valueStart;
+    decodeValueBody(cur, typeCode, st.flavor);
+    throw err;
+  }
+}
+
+/** The RESTORE form of a value: type byte + `buf[start..end)` (the key sits between in a file). */
+function rawCopy(buf: Buffer, typeCode: number, start: number, end: number): Buffer {
+  const n = end - start;
+  const raw = Buffer.allocUnsafe(1 + n);
+  raw[0] = typeCode;
+  if (n < SMALL_COPY) {
+    for (let i = 0; i < n; i++) raw[1 + i] = buf[start + i]!;
+  } else {
+    buf.copy(raw, 1, start, end);
+  }
+  return raw;
+}
+
+/** Below this size a byte loop beats `Buffer#copy`. */
+const SMALL_COPY = 64;

@@ -172,8 +172,8 @@ export interface RdbModuleAuxRecord {
   offset: number;
 }
 
-/** A key with its decoded value, plus everything needed to RESTORE it without re-encoding. */
-export type RdbKeyRecord = {
+/** The fields every key record has, whether or not its value was decoded. */
+export interface RdbKeyFields {
   kind: 'key';
   db: number;
   key: Buffer;
@@ -189,12 +189,23 @@ export type RdbKeyRecord = {
   lfuFreq?: number;
   /**
    * Type byte + value body exactly as in the file: a DUMP payload is this plus a footer
-   * ({@link dumpPayloadFromRaw}).
+   * ({@link dumpPayloadFromRaw}). A copy that belongs to the record: it stays valid however long
+   * it is kept. Decoded strings of the value may be views of it (or of the record's decompressed
+   * data), so they share its memory.
    */
   raw: Buffer;
   /** Offset of the record's first byte (its first per-key opcode or the type byte). */
   offset: number;
-} & RdbValue;
+}
+
+/** A key with its decoded value, plus everything needed to RESTORE it without re-encoding. */
+export type RdbKeyRecord = RdbKeyFields & RdbValue;
+
+/**
+ * A key as parsed with `decodeValues: false`: its Redis `type` but no decoded `value`. `raw`
+ * holds the value exactly as stored.
+ */
+export type RdbRawKeyRecord = RdbKeyFields & { type: RdbValueType; value?: undefined };
 
 /** End of file, with the outcome of the checksum check. */
 export interface RdbEofRecord {
@@ -221,3 +232,6 @@ export type RdbRecord =
   | RdbModuleAuxRecord
   | RdbKeyRecord
   | RdbEofRecord;
+
+/** What the parser yields with `decodeValues: false`: key records without decoded values. */
+export type RdbRawRecord = Exclude<RdbRecord, RdbKeyRecord> | RdbRawKeyRecord;

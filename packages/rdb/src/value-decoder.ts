@@ -18,7 +18,7 @@ import { RdbCorruptError, RdbUnknownTypeError } from './errors.js';
 import { parseScore } from './cursor.js';
 import type { CompactElement } from './blob-reader.js';
 import type { Blob, RdbCursor } from './cursor.js';
-import type { HashEntry, RdbValue, ZsetEntry } from './types.js';
+import type { HashEntry, RdbValue, RdbValueType, ZsetEntry } from './types.js';
 
 /** Which fork wrote the data: decides what type 22/23 mean. */
 export type RdbFlavor = 'redis' | 'valkey';
@@ -95,6 +95,131 @@ export function assertKnownValueType(
         : `unknown value type ${typeCode}`;
     throw new RdbUnknownTypeError(typeCode, why, { offset: typeOffset });
   }
+}
+
+/** Redis type of each value type code (the `type` field of records). */
+const TYPE_NAMES: Record<number, RdbValueType> = {
+  [RdbType.STRING]: 'string',
+  [RdbType.LIST]: 'list',
+  [RdbType.SET]: 'set',
+  [RdbType.ZSET]: 'zset',
+  [RdbType.HASH]: 'hash',
+  [RdbType.ZSET_2]: 'zset',
+  [RdbType.MODULE_2]: 'module',
+  [RdbType.HASH_ZIPMAP]: 'hash',
+  [RdbType.LIST_ZIPLIST]: 'list',
+  [RdbType.SET_INTSET]: 'set',
+  [RdbType.ZSET_ZIPLIST]: 'zset',
+  [RdbType.HASH_ZIPLIST]: 'hash',
+  [RdbType.LIST_QUICKLIST]: 'list',
+  [RdbType.STREAM_LISTPACKS]: 'stream',
+  [RdbType.HASH_LISTPACK]: 'hash',
+  [RdbType.ZSET_LISTPACK]: 'zset',
+  [RdbType.LIST_QUICKLIST_2]: 'list',
+  [RdbType.STREAM_LISTPACKS_2]: 'stream',
+  [RdbType.SET_LISTPACK]: 'set',
+  [RdbType.STREAM_LISTPACKS_3]: 'stream',
+  [RdbType.HASH_METADATA_PRE_GA]: 'hash',
+  [RdbType.HASH_LISTPACK_EX_PRE_GA]: 'hash',
+  [RdbType.HASH_METADATA]: 'hash',
+  [RdbType.HASH_LISTPACK_EX]: 'hash',
+};
+
+/** Encoding name of a known value type code. */
+export function encodingName(typeCode: number): string {
+  return ENCODING_NAMES[typeCode]!;
+}
+
+/** Redis type of a known value type code. */
+export function typeName(typeCode: number): RdbValueType {
+  return TYPE_NAMES[typeCode]!;
+}
+
+/**
+ * Steps over a value body without decoding it, checking only its framing (lengths, string
+ * headers, quicklist containers): what is needed to find where the value ends. The inside of
+ * compact encodings, LZF data and scores are not looked at. It stops at the same "need more
+ * data" points as {@link decodeValue}.
+ *
+ * @returns false, with the cursor untouched, for types it does not walk (streams and modules);
+ *   decode those with {@link decodeValue} instead.
+ */
+export function skipValue(cur: RdbCursor, typeCode: number, flavor: RdbFlavor): boolean {
+  switch (typeCode) {
+    case RdbType.STRING:
+    case RdbType.HASH_ZIPMAP:
+    case RdbType.LIST_ZIPLIST:
+    case RdbType.SET_INTSET:
+    case RdbType.SET_LISTPACK:
+    case RdbType.ZSET_ZIPLIST:
+    case RdbType.ZSET_LISTPACK:
+    case RdbType.HASH_ZIPLIST:
+    case RdbType.HASH_LISTPACK:
+    case RdbType.HASH_LISTPACK_EX_PRE_GA:
+      cur.skipString();
+      return true;
+    case RdbType.HASH_LISTPACK_EX:
+      cur.skip(8);
+      cur.skipString();
+      return true;
+    case RdbType.LIST:
+    case RdbType.SET:
+    case RdbType.LIST_QUICKLIST:
+      skipStrings(cur, cur.len());
+      return true;
+    case RdbType.HASH:
+      skipStrings(cur, cur.len() * 2);
+      return true;
+    case RdbType.ZSET:
+    case RdbType.ZSET_2: {
+      const n = cur.len();
+      for (let i = 0; i < n; i++) {
+        cur.skipString();
+        if (typeCode === RdbType.ZSET) cur.skipAsciiDouble();
+        else cur.skip(8);
+      }
+      return true;
+    }
+    case RdbType.LIST_QUICKLIST_2: {
+      const nodes = cur.len();
+      for (let i = 0; i < nodes; i++) {
+        const at = cur.offset;
+        const container = cur.len();
+        if (container !== QuicklistContainer.PLAIN && container !== QuicklistContainer.PACKED) {
+          throw cur.corrupt(`invalid quicklist container ${container}`, at);
+        }
+        cur.skipString();
+      }
+      return true;
+    }
+    case RdbType.HASH_METADATA_PRE_GA:
+    case RdbType.HASH_METADATA: {
+      const valkey = typeCode === RdbType.HASH_METADATA_PRE_GA && flavor === 'valkey';
+      if (typeCode === RdbType.HASH_METADATA) cur.skip(8);
+      const n = cur.len();
+      for (let i = 0; i < n; i++) {
+        if (!valkey) cur.len();
+        cur.skipString();
+        cur.skipString();
+        if (valkey) cur.skip(8);
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+function skipStrings(cur: RdbCursor, n: number): void {
+  for (let i = 0; i < n; i++) cur.skipString();
+}
+
+/**
+ * {@link decodeValue} without the type check (the caller has done it) and without the encoding
+ * name: what the streaming parser calls once per key.
+ */
+export function decodeValueBody(cur: RdbCursor, typeCode: number, flavor: RdbFlavor): RdbValue {
+  return decodeByType(cur, typeCode, flavor);
 }
 
 function decodeByType(cur: RdbCursor, typeCode: number, flavor: RdbFlavor): RdbValue {
