@@ -22,6 +22,7 @@ export default defineConfig({
       pkg('testkit'),
       pkg('redis'),
       pkg('group'),
+      pkg('snapshot'),
       pkg('agent'),
       pkg('cli'),
       { extends: true, test: { name: 'e2e', include: ['test/**/*.test.ts'] } },
