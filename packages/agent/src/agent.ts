@@ -4,6 +4,7 @@
  * endpoint and HTTP. It keeps running through NATS and Redis outages (clients reconnect on their
  * own) and drops bad messages instead of failing.
  */
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Server } from 'node:http';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -30,9 +31,28 @@ import { startHttpServer, type HealthDocument } from './http-server.js';
 import { createMetrics, type AgentMetrics } from './metrics.js';
 import { connectNats } from './nats-connection.js';
 import { NodeSampler } from './node-sampler.js';
-import { OperationRunner, type MembershipRequest } from './operations.js';
+import { parseMembershipRequest, parseProposal } from './api-requests.js';
+import { OperationRunner } from './operations.js';
+import { SnapshotPlane } from './snapshot-plane.js';
 import { RegionTracker } from './region-tracker.js';
 import { AGENT_VERSION } from './version.js';
+
+/** Who asked, as the CLI reports it (`user@host`); anything else is `unknown`. */
+const requestedByOf = (body: Record<string, unknown>): string =>
+  typeof body.requestedBy === 'string' && body.requestedBy !== ''
+    ? body.requestedBy.slice(0, 200)
+    : 'unknown';
+
+/** Verbs of the agent API (see docs/architecture.md). */
+const API_VERBS = [
+  'group.show',
+  'op.submit',
+  'op.get',
+  'history',
+  'snapshot.export',
+  'snapshot.list',
+  'snapshot.delete',
+];
 
 /** How often the agent re-evaluates its view between heartbeats, to report changes promptly. */
 const VIEW_CHECK_MS = 200;
@@ -50,6 +70,7 @@ export class Agent {
   readonly #sampler: NodeSampler;
   readonly plane: GroupPlane;
   readonly #runner: OperationRunner;
+  readonly #snapshots: SnapshotPlane;
   readonly #peerAgents = new Map<string, string>();
   #nc: NatsConnection | null = null;
   #service: Service | null = null;
@@ -68,7 +89,8 @@ export class Agent {
     this.config = config;
     this.subjects = groupSubjects(config.group);
     this.identity = {
-      id: `${config.region}/${hostname()}/${process.pid}`,
+      // The nonce tells restarts apart even when host and pid repeat (a container's PID 1).
+      id: `${config.region}/${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`,
       version: AGENT_VERSION,
       startedAt: Date.now(),
     };
@@ -94,7 +116,16 @@ export class Agent {
       healthOf: (region) => this.report().regions.find((r) => r.name === region)?.state,
       askVote: (region, proposal) => this.#askVote(region, proposal),
     });
-    this.#runner.failInterrupted();
+    try {
+      this.#runner.failInterrupted();
+    } catch (err) {
+      this.#log.error({ err: (err as Error).message }, 'could not mark interrupted operations');
+    }
+    this.#snapshots = new SnapshotPlane(
+      config,
+      this.plane,
+      () => this.report().regions.find((r) => r.name === config.region)?.nodes ?? [],
+    );
     this.metrics = createMetrics(() => this.report(), {
       group: config.group,
       region: config.region,
@@ -116,7 +147,9 @@ export class Agent {
       );
     }
     agent.#timers.push(setInterval(() => void agent.#tick(), config.health.intervalMs));
-    agent.#timers.push(setInterval(() => agent.#checkView(), VIEW_CHECK_MS));
+    agent.#timers.push(
+      setInterval(() => agent.#guard('view check', () => agent.#checkView()), VIEW_CHECK_MS),
+    );
     agent.#connecting = agent.#connect();
     await agent.#tick();
     agent.#log.info(
@@ -185,6 +218,7 @@ export class Agent {
       this.#nc = nc;
       this.#natsUp = true;
       this.plane.attach(nc);
+      this.#snapshots.attach(nc);
       void this.#watchNats(nc);
       this.#subscription = nc.subscribe(this.subjects.allHeartbeats, {
         callback: (err, msg) => {
@@ -192,7 +226,7 @@ export class Agent {
             this.#log.warn({ err: err.message }, 'heartbeat subscription error');
             return;
           }
-          this.#onHeartbeat(msg.subject, msg.data);
+          this.#guard('heartbeat', () => this.#onHeartbeat(msg.subject, msg.data));
         },
       });
       this.#service = await this.#addService(nc);
@@ -239,10 +273,10 @@ export class Agent {
       subject: this.subjects.vote(this.config.region),
       handler: (err, msg) => {
         if (err !== null) return;
-        this.#reply(msg, () => this.plane.vote(msg.json<Proposal>()));
+        this.#reply(msg, () => this.plane.vote(parseProposal(msg.json<unknown>())));
       },
     });
-    for (const verb of ['group.show', 'op.submit', 'op.get', 'history']) {
+    for (const verb of API_VERBS) {
       const handler = (
         err: Error | null,
         msg: { json: <T>() => T; respond: (data: string) => boolean },
@@ -262,6 +296,18 @@ export class Agent {
     return service;
   }
 
+  /** Runs a callback of a timer or a subscription; an error is logged, never thrown into NATS or the loop. */
+  #guard(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.#log.error(
+        { err: (err as Error).message, in: what },
+        'internal error (the agent keeps running)',
+      );
+    }
+  }
+
   /** Answers an API request with the {@link ApiReply} envelope; never throws. */
   #reply(msg: { respond: (data: string) => boolean }, fn: () => unknown): void {
     let reply: ApiReply<unknown>;
@@ -279,7 +325,7 @@ export class Agent {
       case 'group.show':
         return doc.view(this.config.region);
       case 'op.submit':
-        return this.#runner.submit(body as unknown as MembershipRequest);
+        return this.#runner.submit(parseMembershipRequest(body));
       case 'op.get': {
         const op = doc.operation(String(body.id));
         if (op === undefined) {
@@ -292,6 +338,46 @@ export class Agent {
           );
         }
         return op;
+      }
+      case 'snapshot.export': {
+        const node = this.#snapshots.chooseNode(
+          typeof body.node === 'string' ? body.node : undefined,
+        );
+        const name = typeof body.name === 'string' ? body.name : undefined;
+        return this.#runner.submitTask(
+          'snapshot.export',
+          // The request, not the chosen node: a retry with the same token must match.
+          {
+            region: this.config.region,
+            node: typeof body.node === 'string' ? body.node : null,
+            name: name ?? null,
+          },
+          {
+            clientToken: typeof body.clientToken === 'string' ? body.clientToken : null,
+            requestedBy: requestedByOf(body),
+          },
+          async (operationId) => ({
+            ...(await this.#snapshots.export(
+              name === undefined ? {} : { name },
+              node,
+              operationId,
+            )),
+          }),
+        );
+      }
+      case 'snapshot.list':
+        return { snapshots: doc.snapshots(), location: this.#snapshots.location };
+      case 'snapshot.delete': {
+        const name = String(body.name);
+        return this.#runner.submitTask(
+          'snapshot.delete',
+          { region: this.config.region, name },
+          { requestedBy: requestedByOf(body) },
+          async (operationId) => ({
+            deleted: await this.#snapshots.delete(name, operationId),
+            name,
+          }),
+        );
       }
       default:
         return doc.history(typeof body.limit === 'number' ? body.limit : 100);

@@ -4,9 +4,12 @@
  * says this region was force-unlinked, the agent is fenced: it says so in `status` and its logs,
  * and (once the data plane exists) replicates nothing in either direction.
  */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { headers, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
   isTerminalStatus,
+  isValidName,
   makeLogger,
   type GroupSubjects,
   type LinkState,
@@ -18,11 +21,36 @@ import {
   GroupDocument,
   Voter,
   openDocument,
+  writeFileAtomic,
   type Ballot,
+  type Grant,
+  type GrantStore,
   type Proposal,
 } from '@georep/group';
 
 const FROM_HEADER = 'Georep-From';
+
+/** The voter's grant in `<dataDir>/vote.json`, so that a restart does not forget a promise. */
+function grantStore(dataDir: string, log: Logger): GrantStore {
+  const file = join(dataDir, 'vote.json');
+  return {
+    load: () => {
+      try {
+        return JSON.parse(readFileSync(file, 'utf8')) as Grant | null;
+      } catch {
+        return null;
+      }
+    },
+    save: (grant) => {
+      try {
+        mkdirSync(dataDir, { recursive: true });
+        writeFileAtomic(file, new TextEncoder().encode(JSON.stringify(grant)));
+      } catch (err) {
+        log.warn({ file, err: (err as Error).message }, 'could not save the vote grant');
+      }
+    },
+  };
+}
 
 /** Options of {@link GroupPlane}. */
 export interface GroupPlaneOptions {
@@ -62,7 +90,10 @@ export class GroupPlane {
       this.document = opened.document;
       this.#saver = new DocumentSaver(this.document, options.dataDir, { log: this.#log });
     }
-    this.voter = new Voter(options.region);
+    this.voter = new Voter(
+      options.region,
+      options.dataDir === undefined ? {} : { store: grantStore(options.dataDir, this.#log) },
+    );
     this.#sync = new DocumentSync(this.document, (peer, message) => this.#send(peer, message), {
       log: this.#log,
     });
@@ -87,8 +118,13 @@ export class GroupPlane {
       callback: (err, msg) => {
         if (err !== null) return;
         const from = msg.headers?.get(FROM_HEADER) ?? '';
-        if (from === '' || from === this.#opts.region) return;
-        this.#sync.receive(from, msg.data);
+        // Only names that can be regions; the sync itself drops malformed bytes.
+        if (!isValidName(from) || from === this.#opts.region) return;
+        try {
+          this.#sync.receive(from, msg.data);
+        } catch (err) {
+          this.#log.warn({ peer: from, err: (err as Error).message }, 'dropped a sync message');
+        }
       },
     });
   }
@@ -115,6 +151,7 @@ export class GroupPlane {
     return this.voter.vote(proposal, {
       epoch: this.document.epoch,
       selfLinked: this.linkState === 'linked',
+      proposerLinked: this.document.region(proposal.proposer)?.linkState === 'linked',
       finished: (id) => {
         const status = this.document.operation(id)?.status;
         return status !== undefined && isTerminalStatus(status);

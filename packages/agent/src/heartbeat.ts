@@ -2,7 +2,7 @@
  * Validation of heartbeats received over NATS. Anything can be published on a subject, so a
  * message is trusted only after this check; a bad one is counted and dropped, never thrown.
  */
-import type { Heartbeat, NodeSample } from '@georep/core';
+import { isValidName, type Heartbeat, type NodeSample } from '@georep/core';
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -38,6 +38,7 @@ export function decodeHeartbeat(data: Uint8Array, group: string): Heartbeat | { 
   const agent = value.agent;
   if (
     !isString(value.region) ||
+    !isValidName(value.region) ||
     !isNumber(value.seq) ||
     !isNumber(value.sentAt) ||
     !isObject(agent) ||

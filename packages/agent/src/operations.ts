@@ -115,6 +115,62 @@ export class OperationRunner {
     }
   }
 
+  /**
+   * Records a task (an operation that is not a membership change, e.g. a snapshot export) and
+   * runs `work` in the background; its result or error goes into the ledger. Idempotent by
+   * client token like every operation.
+   */
+  submitTask(
+    kind: string,
+    params: Record<string, unknown>,
+    request: { clientToken?: string | null; requestedBy: string },
+    work: (operationId: string) => Promise<Record<string, unknown>>,
+  ): OperationView {
+    const clientToken =
+      request.clientToken == null ? null : validateClientToken(request.clientToken);
+    const doc = this.#ctx.plane.document;
+    const { operation, created } = doc.createOperation({
+      kind,
+      params,
+      clientToken,
+      requestedVia: this.#ctx.region,
+      requestedBy: request.requestedBy,
+    });
+    if (!created) return doc.operation(operation.id) ?? operation;
+    const run = (async () => {
+      doc.updateOperation(operation.id, { status: 'running' });
+      try {
+        doc.updateOperation(operation.id, {
+          status: 'succeeded',
+          result: await work(operation.id),
+        });
+      } catch (err) {
+        this.#fail(operation.id, err);
+      }
+    })().finally(() => this.#running.delete(run));
+    this.#running.add(run);
+    return operation;
+  }
+
+  /** Records a failed operation with its error code and hint. */
+  #fail(operationId: string, err: unknown): void {
+    const wire = serializeError(err);
+    if (!(err instanceof GeorepError)) {
+      this.#log.error(
+        { operation: operationId, err: wire.message },
+        'operation failed unexpectedly',
+      );
+    }
+    this.#ctx.plane.document.updateOperation(operationId, {
+      status: 'failed',
+      error: {
+        code: wire.code,
+        message: wire.message,
+        ...(wire.hint === undefined ? {} : { hint: wire.hint }),
+      },
+    });
+  }
+
   /** Waits for operations in flight (shutdown, tests). */
   async idle(): Promise<void> {
     await Promise.allSettled([...this.#running]);
@@ -155,15 +211,34 @@ export class OperationRunner {
             },
           );
         }
-        if (health === 'up') {
+        // Down means a majority of the live agents agree; one agent's suspicion is not enough.
+        if (health !== 'down') {
           throw new ConflictError(
-            'unlink.region-up',
-            `${request.region} is up as seen from ${this.#ctx.region}; --force is for a region that is gone`,
+            'unlink.region-not-down',
+            `${request.region} is ${health ?? 'unknown'} as seen from ${this.#ctx.region}; --force is for a region that is down`,
             {
-              hint: `unlink it gracefully (without --force), or wait until it is down`,
+              hint: `unlink it gracefully (without --force), or wait until georep status shows it down`,
             },
           );
         }
+      } else if (health !== 'up') {
+        throw new ConflictError(
+          'unlink.region-not-up',
+          `${request.region} is ${health ?? 'unknown'}: a graceful unlink needs it up (its backlog is drained both ways)`,
+          {
+            hint: `if it is gone for good: georep unlink ${request.region} --force --yes --reason "..."`,
+          },
+        );
+      }
+      const linked = plane.document.linkedRegions();
+      if (linked.length === 1 && linked[0] === request.region) {
+        throw new ConflictError(
+          'unlink.last-region',
+          `${request.region} is the last linked region of the group`,
+          {
+            hint: 'a group needs at least one linked region',
+          },
+        );
       }
       return;
     }
@@ -220,6 +295,7 @@ export class OperationRunner {
         return;
       }
       const electorate = doc.linkedRegions();
+      const stateAtProposal = doc.region(target)?.linkState;
       const proposal: Proposal = {
         operationId: operation.id,
         kind: operation.kind,
@@ -231,6 +307,17 @@ export class OperationRunner {
         region === this.#ctx.region ? Promise.resolve(plane.vote(p)) : this.#ctx.askVote(region, p),
       );
       if (!votes.passed) throw noQuorumError(votes);
+      // The vote took time: another change may have been merged meanwhile. Then this proposal was
+      // based on an old state and must not be applied over it.
+      if (doc.epoch !== proposal.epoch || doc.region(target)?.linkState !== stateAtProposal) {
+        throw new ConflictError(
+          'vote.stale',
+          `the group changed while votes were collected (epoch ${proposal.epoch} → ${doc.epoch})`,
+          {
+            hint: 'check georep group show and repeat the request if it still applies',
+          },
+        );
+      }
       const ballots = votes.ballots.map((b) => ({ voter: b.voter, yes: b.yes }));
       if (operation.kind === 'unlink') {
         doc.setLinkState(target, 'unlinking', by);
@@ -263,20 +350,7 @@ export class OperationRunner {
         });
       }
     } catch (err) {
-      const wire = serializeError(err);
-      if (!(err instanceof GeorepError))
-        this.#log.error(
-          { operation: operation.id, err: wire.message },
-          'operation failed unexpectedly',
-        );
-      doc.updateOperation(operation.id, {
-        status: 'failed',
-        error: {
-          code: wire.code,
-          message: wire.message,
-          ...(wire.hint === undefined ? {} : { hint: wire.hint }),
-        },
-      });
+      this.#fail(operation.id, err);
     } finally {
       plane.voter.release(operation.id);
     }

@@ -16,6 +16,8 @@ import {
   type StatusReport,
 } from '@georep/core';
 import { connectNats } from '@georep/agent/connection';
+import type { Command } from 'commander';
+import { globalsOf, natsConfigFrom } from './global-options.js';
 
 /** A NATS connection for one CLI command; `await using` closes it. */
 export class AgentClient implements AsyncDisposable {
@@ -104,6 +106,23 @@ export class AgentClient implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+}
+
+/**
+ * Connects with the global options of `command` and resolves the group (given, or the only one
+ * the reachable agents serve). The caller closes the client (`await using`).
+ */
+export async function connectGroup(
+  command: Command,
+): Promise<{ client: AgentClient; group: string }> {
+  const globals = globalsOf(command);
+  const client = await AgentClient.connect(natsConfigFrom(globals), Number(globals.timeout));
+  try {
+    return { client, group: await client.resolveGroup(globals.group) };
+  } catch (err) {
+    await client.close();
+    throw err;
   }
 }
 

@@ -30,3 +30,8 @@ export function renderTable(header: string[], rows: string[][]): string {
       .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }
+
+/** Prints one JSON document with `--json`, else the human rendering. */
+export function printResult(json: boolean | undefined, value: unknown, human: () => string): void {
+  process.stdout.write(`${json === true ? JSON.stringify(value, null, 2) : human()}\n`);
+}

@@ -14,6 +14,7 @@ import {
   makeOperationCommand,
   makeUnlinkCommand,
 } from './commands/group.js';
+import { makeSnapshotCommand } from './commands/snapshot.js';
 import { makeStatusCommand } from './commands/status.js';
 import { addGlobalOptions } from './global-options.js';
 
@@ -32,6 +33,7 @@ export function makeProgram(): Command {
     .addCommand(makeUnlinkCommand())
     .addCommand(makeOperationCommand())
     .addCommand(makeHistoryCommand())
+    .addCommand(makeSnapshotCommand())
     .addCommand(makeDevCommand())
     .addCommand(makeAgentCommand());
   program.exitOverride();

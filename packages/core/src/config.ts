@@ -107,6 +107,17 @@ export const agentConfigSchema = z
     /** `false` turns the HTTP endpoint off. */
     http: z.union([httpSchema, z.literal(false)]).default({ host: '127.0.0.1', port: 9464 }),
     dataDir: z.string().optional(),
+    snapshots: z
+      .object({
+        /** `object-store`: a JetStream Object Store bucket of this region, readable from every region. */
+        store: z.enum(['object-store', 'directory']).default('object-store'),
+        /** Directory of the `directory` store (default `<dataDir>/snapshots`). */
+        dir: z.string().optional(),
+        /** Export from a healthy replica when the request names no node, so the primary does not fork. */
+        preferReplica: z.boolean().default(true),
+      })
+      .strict()
+      .default({ store: 'object-store', preferReplica: true }),
     log: z
       .object({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),

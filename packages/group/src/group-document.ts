@@ -64,6 +64,13 @@ export class GroupDocument {
         },
       );
     }
+    // An empty or foreign file loads as an empty document: that is corruption, not another group.
+    if (typeof doc.group !== 'string' || typeof doc.regions !== 'object' || doc.regions === null) {
+      throw new DocumentLoadError(
+        'group.document-corrupt',
+        'the saved group document is empty or not a georep document',
+      );
+    }
     if (doc.group !== group) {
       throw new DocumentLoadError(
         'group.document-mismatch',
@@ -128,7 +135,7 @@ export class GroupDocument {
   }
 
   get epoch(): number {
-    return this.#doc.epoch;
+    return this.#doc.epoch.value;
   }
 
   /** Every member, sorted by name. */
@@ -166,14 +173,14 @@ export class GroupDocument {
     by: { region: string; operationId: string | null; forced?: Forced | null },
   ): void {
     this.change(`${region}: ${state}`, (doc) => {
-      doc.epoch += 1;
+      doc.epoch.increment(1);
       const now = Date.now();
       const entry = doc.regions[region];
       if (entry === undefined) {
         doc.regions[region] = {
           name: region,
           linkState: state,
-          epoch: doc.epoch,
+          epoch: doc.epoch.value,
           changedAt: now,
           nats: [],
           maintenanceWindow: null,
@@ -181,7 +188,7 @@ export class GroupDocument {
         };
       } else {
         entry.linkState = state;
-        entry.epoch = doc.epoch;
+        entry.epoch = doc.epoch.value;
         entry.changedAt = now;
         entry.forced = by.forced ?? null;
       }
@@ -202,12 +209,11 @@ export class GroupDocument {
   createOperation(request: NewOperation): { operation: OperationView; created: boolean } {
     const params = canonicalJson({ kind: request.kind, ...request.params });
     if (request.clientToken !== null) {
-      const existingId = this.#doc.clientTokens[request.clientToken];
+      const existingId = this.#doc.clientTokens[tokenKey(request.clientToken)];
       const existing = existingId === undefined ? undefined : this.#doc.operations[existingId];
       if (existing !== undefined) {
         if (
-          canonicalJson({ kind: existing.kind, ...(JSON.parse(existing.params) as object) }) !==
-          params
+          canonicalJson({ kind: existing.kind, ...(parseJson(existing.params) ?? {}) }) !== params
         ) {
           throw new IdempotencyConflictError(request.clientToken, existing.id);
         }
@@ -233,14 +239,14 @@ export class GroupDocument {
         error: null,
         forced: request.forced ?? null,
       };
-      if (request.clientToken !== null) doc.clientTokens[request.clientToken] = id;
+      if (request.clientToken !== null) doc.clientTokens[tokenKey(request.clientToken)] = id;
     });
     return { operation: this.operation(id) as OperationView, created: true };
   }
 
   /** The operation a client token was used for, if any. */
   operationByToken(clientToken: string): OperationView | undefined {
-    const id = this.#doc.clientTokens[clientToken];
+    const id = this.#doc.clientTokens[tokenKey(clientToken)];
     return id === undefined ? undefined : this.operation(id);
   }
 
@@ -294,7 +300,8 @@ export class GroupDocument {
 
   /** The latest `limit` history events, oldest first. */
   history(limit = 100): HistoryEventView[] {
-    return this.#doc.history.slice(-limit).map((e) => ({ ...e }));
+    const n = Math.min(Math.max(Math.trunc(limit) || 100, 1), 1000);
+    return this.#doc.history.slice(-n).map((e) => ({ ...e }));
   }
 
   /**
@@ -337,13 +344,13 @@ export class GroupDocument {
   /** The catalog entry of one snapshot, or undefined. */
   snapshot(name: string): Record<string, unknown> | undefined {
     const json = this.#doc.snapshots[name];
-    return json === undefined ? undefined : (JSON.parse(json) as Record<string, unknown>);
+    return json === undefined ? undefined : (parseJson(json) ?? undefined);
   }
 
   /** Every catalogued snapshot, newest first (by `createdAt`). */
   snapshots(): Record<string, unknown>[] {
     return Object.values(this.#doc.snapshots)
-      .map((json) => JSON.parse(json) as Record<string, unknown>)
+      .map((json) => parseJson(json) ?? {})
       .sort((a, b) => Number(b.createdAt ?? 0) - Number(a.createdAt ?? 0));
   }
 
@@ -353,7 +360,7 @@ export class GroupDocument {
       group: this.#doc.group,
       answeredBy,
       schema: this.#doc.schema,
-      epoch: this.#doc.epoch,
+      epoch: this.epoch,
       heads: this.heads(),
       regions: this.regions(),
       pendingOperations: this.pendingOperations(),
@@ -363,12 +370,28 @@ export class GroupDocument {
   }
 }
 
+/** Map key of a client token: prefixed, so that no token can collide with an object key like `__proto__`. */
+const tokenKey = (token: string) => `t:${token}`;
+
+/** Parses JSON written by a peer; a malformed value is shown, not thrown (it came over the network). */
+function parseJson(text: string | null): Record<string, unknown> | null {
+  if (text === null) return null;
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : { value };
+  } catch {
+    return { unparsable: text };
+  }
+}
+
 function toOperationView(op: OperationDoc): OperationView {
   return {
     id: op.id,
     kind: op.kind,
     status: op.status,
-    params: JSON.parse(op.params) as Record<string, unknown>,
+    params: parseJson(op.params) ?? {},
     clientToken: op.clientToken,
     requestedVia: op.requestedVia,
     requestedBy: op.requestedBy,
@@ -376,7 +399,7 @@ function toOperationView(op: OperationDoc): OperationView {
     updatedAt: op.updatedAt,
     startedAt: op.startedAt,
     finishedAt: op.finishedAt,
-    result: op.result === null ? null : (JSON.parse(op.result) as Record<string, unknown>),
+    result: parseJson(op.result),
     error:
       op.error === null
         ? null

@@ -7,7 +7,7 @@ export type {
   Forced,
   MaintenanceWindow,
 } from './schema.js';
-export { createGenesis, genesisActor } from './genesis.js';
+export { createGenesis, genesisActor, rootActor } from './genesis.js';
 export { GroupDocument, DocumentLoadError } from './group-document.js';
 export type { NewOperation } from './group-document.js';
 export {
@@ -21,4 +21,4 @@ export type { OpenedDocument } from './document-store.js';
 export { DocumentSync } from './document-sync.js';
 export type { SyncSend, DocumentSyncOptions } from './document-sync.js';
 export { Voter, collectVotes, quorumFor, noQuorumError } from './votes.js';
-export type { Proposal, Ballot, VoteResult } from './votes.js';
+export type { Proposal, Ballot, VoteResult, Grant, GrantStore } from './votes.js';

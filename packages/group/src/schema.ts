@@ -6,6 +6,7 @@
  *
  * High-rate data stays out: heartbeats live on core NATS, per-key tags in Redis.
  */
+import type { Counter } from '@automerge/automerge';
 import type { LinkState, OperationStatus } from '@georep/core';
 
 /** The schema version this code writes; a newer one on disk is refused rather than misread. */
@@ -69,8 +70,11 @@ export interface HistoryEvent {
 export interface GroupDocShape {
   schema: number;
   group: string;
-  /** Bumped by every change that needed a vote (or was forced). */
-  epoch: number;
+  /**
+   * Bumped by every change that needed a vote (or was forced). A CRDT counter: concurrent bumps
+   * add up, so a merge never moves the epoch backwards.
+   */
+  epoch: Counter;
   regions: Record<string, RegionDoc>;
   operations: Record<string, OperationDoc>;
   /** client token → operation id. */

@@ -2,9 +2,8 @@
  * Votes for changes that must never split-brain (link, unlink, anything that bumps the epoch).
  * The proposer needs yes votes from a strict majority of the linked regions' agents, itself
  * included; a minority side of a partition therefore cannot change the majority's membership.
- * Each voter grants at most one change per target region at a time (a lease that ends when the
- * operation is finished in the voter's document, or after `leaseMs`), so two concurrent proposals
- * about one region cannot both win.
+ * Each voter grants at most one change at a time (see {@link Voter}), so two concurrent proposals
+ * cannot both win.
  */
 import { ConflictError } from '@georep/core';
 
@@ -31,54 +30,92 @@ export function quorumFor(linkedCount: number): number {
   return Math.floor(linkedCount / 2) + 1;
 }
 
-/** Decides this agent's vote and keeps the per-target leases. */
+/** A granted vote that is not finished yet. */
+export interface Grant {
+  operationId: string;
+  target: string;
+  until: number;
+}
+
+/** Where a voter keeps its grant across restarts (a file in the agent's data directory). */
+export interface GrantStore {
+  load(): Grant | null;
+  save(grant: Grant | null): void;
+}
+
+/**
+ * Decides this agent's vote. A voter grants **one** membership change at a time for the whole
+ * group (like a Paxos promise): two concurrent proposals, even about different regions, cannot
+ * both collect a majority, because every majority shares a voter. The grant ends when the voter
+ * sees the operation finished in its document, or after `leaseMs`; it is persisted, so a
+ * restarted voter does not grant a second change while the first is still running.
+ */
 export class Voter {
   readonly region: string;
   readonly #leaseMs: number;
-  readonly #leases = new Map<string, { operationId: string; until: number }>();
   readonly #now: () => number;
+  readonly #store: GrantStore | null;
+  #grant: Grant | null;
 
-  constructor(region: string, options: { leaseMs?: number; now?: () => number } = {}) {
+  constructor(
+    region: string,
+    options: { leaseMs?: number; now?: () => number; store?: GrantStore } = {},
+  ) {
     this.region = region;
     this.#leaseMs = options.leaseMs ?? 15_000;
     this.#now = options.now ?? Date.now;
+    this.#store = options.store ?? null;
+    this.#grant = this.#store?.load() ?? null;
   }
 
   /**
-   * Votes on `proposal` given this agent's state: its group epoch and whether its own region is
-   * linked (a fenced or unlinked region has no vote).
+   * Votes on `proposal` given this agent's state: its group epoch, whether its own region and
+   * the proposer's are linked in its document (a fenced or unlinked region has no vote and
+   * cannot propose), and which operations it has seen finished.
    */
   vote(
     proposal: Proposal,
-    state: { epoch: number; selfLinked: boolean; finished?: (operationId: string) => boolean },
+    state: {
+      epoch: number;
+      selfLinked: boolean;
+      proposerLinked?: boolean;
+      finished?: (operationId: string) => boolean;
+    },
   ): Ballot {
     const no = (reason: string): Ballot => ({ voter: this.region, yes: false, reason });
     if (!state.selfLinked) return no(`${this.region} is not linked and has no vote`);
-    if (state.epoch > proposal.epoch)
+    if (state.proposerLinked === false)
+      return no(`${proposal.proposer} is not linked in the document of ${this.region}`);
+    if (state.epoch > proposal.epoch) {
       return no(
         `proposal is based on epoch ${proposal.epoch}; ${this.region} has seen epoch ${state.epoch}`,
       );
+    }
     const now = this.#now();
-    const lease = this.#leases.get(proposal.target);
-    // A lease ends when it expires or when its operation is seen finished in the document.
+    const grant = this.#grant;
     const held =
-      lease !== undefined && lease.until > now && state.finished?.(lease.operationId) !== true;
-    if (held && lease.operationId !== proposal.operationId) {
+      grant !== null && grant.until > now && state.finished?.(grant.operationId) !== true;
+    if (held && grant.operationId !== proposal.operationId) {
       return no(
-        `${this.region} already voted for operation ${lease.operationId} on ${proposal.target}`,
+        `${this.region} already voted for operation ${grant.operationId} on ${grant.target}, not finished yet`,
       );
     }
-    this.#leases.set(proposal.target, {
+    this.#set({
       operationId: proposal.operationId,
+      target: proposal.target,
       until: now + this.#leaseMs,
     });
     return { voter: this.region, yes: true, reason: 'ok' };
   }
 
-  /** Releases the lease once the operation finished. */
+  /** Releases the grant once the operation finished. */
   release(operationId: string): void {
-    for (const [target, lease] of this.#leases)
-      if (lease.operationId === operationId) this.#leases.delete(target);
+    if (this.#grant?.operationId === operationId) this.#set(null);
+  }
+
+  #set(grant: Grant | null): void {
+    this.#grant = grant;
+    this.#store?.save(grant);
   }
 }
 

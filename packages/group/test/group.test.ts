@@ -218,7 +218,25 @@ describe('votes', () => {
     expect([1, 2, 3, 4, 5, 16].map(quorumFor)).toEqual([1, 2, 2, 3, 3, 9]);
   });
 
-  it('votes - one voter grants one change per target at a time, and refuses stale epochs', () => {
+  it('votes - a restarted voter keeps its grant', () => {
+    let saved: unknown = null;
+    const store = { load: () => saved as never, save: (g: unknown) => (saved = g) };
+    const p = (operationId: string) => ({
+      operationId,
+      kind: 'unlink',
+      target: 'ap-south',
+      proposer: 'eu-west',
+      epoch: 0,
+    });
+    expect(
+      new Voter('us-east', { store }).vote(p('op-1'), { epoch: 0, selfLinked: true }).yes,
+    ).toBe(true);
+    expect(
+      new Voter('us-east', { store }).vote(p('op-2'), { epoch: 0, selfLinked: true }).yes,
+    ).toBe(false);
+  });
+
+  it('votes - one voter grants one change at a time, and refuses stale epochs', () => {
     let now = 0;
     const voter = new Voter('us-east', { leaseMs: 1000, now: () => now });
     const p = (operationId: string, epoch = 3) => ({
@@ -237,7 +255,15 @@ describe('votes', () => {
     expect(voter.vote(p('op-2'), { epoch: 3, selfLinked: true }).yes).toBe(true);
     expect(voter.vote(p('op-3', 2), { epoch: 3, selfLinked: true }).reason).toMatch(/epoch 2/);
     expect(voter.vote(p('op-4'), { epoch: 3, selfLinked: false }).yes).toBe(false);
-    // op-2 holds the lease until it is seen finished.
+    expect(
+      voter.vote(p('op-6'), {
+        epoch: 3,
+        selfLinked: true,
+        proposerLinked: false,
+        finished: () => true,
+      }).reason,
+    ).toMatch(/eu-west is not linked/);
+    // op-2 holds the grant until it is seen finished.
     expect(voter.vote(p('op-5'), { epoch: 3, selfLinked: true }).yes).toBe(false);
     expect(
       voter.vote(p('op-5'), { epoch: 3, selfLinked: true, finished: (id) => id === 'op-2' }).yes,

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join, resolve } from 'node:path';
 import { TimeoutError, type RegionState } from '@georep/core';
-import { NatsServer } from './nats-server.js';
+import { NatsServer, natsJetStreamReady } from './nats-server.js';
 import { getFreePorts } from './ports.js';
 import { ManagedProcess } from './process.js';
 import { RedisServer } from './redis-server.js';
@@ -391,6 +391,20 @@ export async function startGroup(
     }
     if (options.agentCommand !== undefined) {
       await waitForRegionStates(plan, allUp(plan), { timeoutMs: options.readyTimeoutMs ?? 30_000 });
+    }
+    // JetStream elects its meta leader across the whole supercluster a few seconds after start;
+    // the group is ready when every server reaches it (snapshots and streams need it).
+    for (const region of plan.regions) {
+      const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000);
+      while (!(await natsJetStreamReady(region.nats.host, region.nats.monitorPort))) {
+        if (Date.now() > deadline) {
+          throw new TimeoutError(
+            'testkit.jetstream-not-ready',
+            `JetStream of ${region.name} has no meta leader`,
+          );
+        }
+        await sleep(100);
+      }
     }
     return group;
   } catch (err) {

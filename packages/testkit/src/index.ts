@@ -6,7 +6,13 @@ export { redisPing } from './resp-probe.js';
 export type { ProbeTarget } from './resp-probe.js';
 export { RedisServer, startRedis, redisConfig } from './redis-server.js';
 export type { RedisServerOptions, ServerTls } from './redis-server.js';
-export { NatsServer, startNats, natsConfig, natsHealthy } from './nats-server.js';
+export {
+  NatsServer,
+  startNats,
+  natsConfig,
+  natsHealthy,
+  natsJetStreamReady,
+} from './nats-server.js';
 export type { NatsServerOptions, NatsAuth } from './nats-server.js';
 export {
   DEV_PORTS,

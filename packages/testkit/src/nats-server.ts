@@ -165,6 +165,29 @@ export async function natsHealthy(
   });
 }
 
+/**
+ * Resolves true once JetStream is usable: the server has contact with a JetStream meta leader
+ * (with gateways the meta group spans every region, so this needs a majority of them up).
+ */
+export async function natsJetStreamReady(
+  host: string,
+  monitorPort: number,
+  timeoutMs = 1000,
+): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(
+      { host, port: monitorPort, path: '/healthz', timeout: timeoutMs },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      },
+    );
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
 async function launch(
   options: NatsServerOptions,
   host: string,

@@ -13,23 +13,8 @@ import {
   type HistoryEventView,
   type OperationView,
 } from '@georep/core';
-import { AgentClient } from '../agent-client.js';
-import { renderTable } from '../format.js';
-import { globalsOf, natsConfigFrom } from '../global-options.js';
-
-async function connect(command: Command): Promise<{ client: AgentClient; group: string }> {
-  const globals = globalsOf(command);
-  const client = await AgentClient.connect(natsConfigFrom(globals), Number(globals.timeout));
-  try {
-    return { client, group: await client.resolveGroup(globals.group) };
-  } catch (err) {
-    await client.close();
-    throw err;
-  }
-}
-
-const print = (json: boolean | undefined, value: unknown, human: () => string) =>
-  process.stdout.write(`${json === true ? JSON.stringify(value, null, 2) : human()}\n`);
+import { connectGroup, type AgentClient } from '../agent-client.js';
+import { printResult, renderTable } from '../format.js';
 
 const when = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());
 
@@ -56,20 +41,35 @@ export function renderOperation(op: OperationView): string {
   return lines.join('\n');
 }
 
+/**
+ * Polls an operation until it finished. It asks the agent of the region that recorded it (its
+ * copy is the first to change), and rides out transient errors (a NATS hiccup, a copy that has
+ * not synced the operation yet) until the deadline.
+ */
 async function waitForOperation(
   client: AgentClient,
   group: string,
   id: string,
   timeoutMs: number,
+  region?: string,
 ): Promise<OperationView> {
   const deadline = Date.now() + timeoutMs;
+  let last: OperationView | null = null;
+  let via = region;
   for (;;) {
-    const op = await client.api<OperationView>(group, 'op.get', { id });
-    if (isTerminalStatus(op.status)) return op;
+    try {
+      const op = await client.api<OperationView>(group, 'op.get', { id }, via);
+      last = op;
+      via = op.requestedVia;
+      if (isTerminalStatus(op.status)) return op;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== 'operation.not-found' && code !== 'agent.unreachable') throw err;
+    }
     if (Date.now() > deadline) {
       throw new TimeoutError(
         'operation.wait-timeout',
-        `operation ${id} is still ${op.status} after ${timeoutMs} ms`,
+        `operation ${id} is still ${last?.status ?? 'unknown'} after ${timeoutMs} ms`,
         {
           hint: `follow it with: georep operation show ${id} --wait`,
           details: { id },
@@ -82,7 +82,7 @@ async function waitForOperation(
 
 /** Prints the operation and turns a failed one into the error it failed with (exit status). */
 function finish(op: OperationView, json: boolean | undefined): void {
-  print(json, op, () => renderOperation(op));
+  printResult(json, op, () => renderOperation(op));
   if (op.status === 'failed' && op.error !== null) {
     const error = deserializeError({ kind: kindOf(op.error.code), ...op.error });
     // Already printed in full above; the error only carries the exit status out.
@@ -103,37 +103,53 @@ function kindOf(code: string): string {
   return 'GeorepError';
 }
 
-interface ChangeOptions {
-  json?: boolean;
+/** Options shared by the commands that submit an operation. */
+export interface ChangeOptions {
+  json?: boolean | undefined;
   wait: boolean;
   clientToken?: string;
   via?: string;
   waitTimeout: string;
 }
 
-async function submit(
+/**
+ * Sends an operation request (`verb` of the agent API) to any agent, or to the agent of
+ * `region`, then waits for its outcome unless `--no-wait`, prints it, and turns a failed
+ * operation into its error's exit status. Returns the last state seen.
+ */
+export async function submitAndWait(
   command: Command,
   opts: ChangeOptions,
-  request: Record<string, unknown>,
-): Promise<void> {
-  const { client, group } = await connect(command);
+  verb: string,
+  body: Record<string, unknown>,
+  region?: string,
+): Promise<OperationView> {
+  const { client, group } = await connectGroup(command);
   await using _client = client;
   const requestedBy = `${safeUser()}@${hostname()}`;
   const op = await client.api<OperationView>(
     group,
-    'op.submit',
+    verb,
     {
-      ...request,
+      ...body,
       requestedBy,
       ...(opts.clientToken === undefined ? {} : { clientToken: opts.clientToken }),
     },
-    opts.via,
+    region,
   );
   if (!opts.wait) {
-    print(opts.json, op, () => renderOperation(op));
-    return;
+    printResult(opts.json, op, () => renderOperation(op));
+    return op;
   }
-  finish(await waitForOperation(client, group, op.id, Number(opts.waitTimeout)), opts.json);
+  const done = await waitForOperation(
+    client,
+    group,
+    op.id,
+    Number(opts.waitTimeout),
+    op.requestedVia,
+  );
+  finish(done, opts.json);
+  return done;
 }
 
 function safeUser(): string {
@@ -170,12 +186,18 @@ export function makeLinkCommand(): Command {
       opts: ChangeOptions & { resync?: boolean; yes?: boolean },
       command: Command,
     ) => {
-      await submit(command, opts, {
-        kind: 'link',
-        region,
-        resync: opts.resync === true,
-        yes: opts.yes === true,
-      });
+      await submitAndWait(
+        command,
+        opts,
+        'op.submit',
+        {
+          kind: 'link',
+          region,
+          resync: opts.resync === true,
+          yes: opts.yes === true,
+        },
+        opts.via,
+      );
     },
   );
 }
@@ -194,13 +216,19 @@ export function makeUnlinkCommand(): Command {
       opts: ChangeOptions & { force?: boolean; yes?: boolean; reason?: string },
       command: Command,
     ) => {
-      await submit(command, opts, {
-        kind: 'unlink',
-        region,
-        force: opts.force === true,
-        yes: opts.yes === true,
-        ...(opts.reason === undefined ? {} : { reason: opts.reason }),
-      });
+      await submitAndWait(
+        command,
+        opts,
+        'op.submit',
+        {
+          kind: 'unlink',
+          region,
+          force: opts.force === true,
+          yes: opts.yes === true,
+          ...(opts.reason === undefined ? {} : { reason: opts.reason }),
+        },
+        opts.via,
+      );
     },
   );
 }
@@ -231,10 +259,10 @@ export function makeGroupCommand(): Command {
       .option('--json', 'print one JSON document')
       .option('--region <name>', 'ask the agent of this region')
       .action(async (opts: { json?: boolean; region?: string }, command: Command) => {
-        const { client, group } = await connect(command);
+        const { client, group } = await connectGroup(command);
         await using _client = client;
         const view = await client.api<GroupView>(group, 'group.show', {}, opts.region);
-        print(opts.json, view, () => renderGroup(view));
+        printResult(opts.json, view, () => renderGroup(view));
       }),
   );
 }
@@ -253,13 +281,13 @@ export function makeOperationCommand(): Command {
           opts: { json?: boolean; wait?: boolean; waitTimeout: string },
           command: Command,
         ) => {
-          const { client, group } = await connect(command);
+          const { client, group } = await connectGroup(command);
           await using _client = client;
           const op =
             opts.wait === true
               ? await waitForOperation(client, group, id, Number(opts.waitTimeout))
               : await client.api<OperationView>(group, 'op.get', { id });
-          print(opts.json, op, () => renderOperation(op));
+          printResult(opts.json, op, () => renderOperation(op));
         },
       ),
   );
@@ -271,12 +299,12 @@ export function makeHistoryCommand(): Command {
     .option('--json', 'print one JSON document')
     .option('--limit <n>', 'how many events', '50')
     .action(async (opts: { json?: boolean; limit: string }, command: Command) => {
-      const { client, group } = await connect(command);
+      const { client, group } = await connectGroup(command);
       await using _client = client;
       const events = await client.api<HistoryEventView[]>(group, 'history', {
         limit: Number(opts.limit),
       });
-      print(opts.json, events, () =>
+      printResult(opts.json, events, () =>
         events.length === 0
           ? 'no events yet'
           : renderTable(

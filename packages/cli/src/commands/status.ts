@@ -1,9 +1,8 @@
 /** `georep status`: every region's health, asked of any reachable agent. */
 import { Command, Option } from 'commander';
 import type { RegionStatus, StatusReport } from '@georep/core';
-import { AgentClient } from '../agent-client.js';
+import { connectGroup } from '../agent-client.js';
 import { formatAge, formatBytes, renderTable } from '../format.js';
-import { globalsOf, natsConfigFrom } from '../global-options.js';
 
 /** One table row per region. */
 export function renderStatus(report: StatusReport): string {
@@ -65,12 +64,8 @@ export function makeStatusCommand(): Command {
       new Option('--interval <ms>', 'refresh interval with --watch').default('1000').hideHelp(),
     )
     .action(async (opts: StatusOptions, command: Command) => {
-      const globals = globalsOf(command);
-      await using client = await AgentClient.connect(
-        natsConfigFrom(globals),
-        Number(globals.timeout),
-      );
-      const group = await client.resolveGroup(globals.group);
+      const { client, group } = await connectGroup(command);
+      await using _client = client;
       const show = async () => {
         const report = await client.status(group, opts.region);
         return opts.json === true ? JSON.stringify(report, null, 2) : renderStatus(report);

@@ -1,0 +1,60 @@
+/**
+ * Validation of requests that arrive over NATS. Anyone with publish rights can send anything, so
+ * nothing is acted on until it has the expected shape; a bad request gets a `usage.*` error back.
+ */
+import { UsageError, isValidName } from '@georep/core';
+import type { Proposal } from '@georep/group';
+import type { MembershipRequest } from './operations.js';
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function bad(what: string, detail: string): UsageError {
+  return new UsageError('usage.bad-request', `malformed ${what}: ${detail}`, {
+    hint: 'use the georep CLI of the same version as the agents',
+  });
+}
+
+function optionalBoolean(body: Record<string, unknown>, key: string, what: string): boolean {
+  const value = body[key];
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw bad(what, `${key} must be true or false`);
+  return value;
+}
+
+/** A vote request. */
+export function parseProposal(body: unknown): Proposal {
+  if (!isObject(body)) throw bad('vote request', 'not an object');
+  const { operationId, kind, target, proposer, epoch } = body;
+  if (typeof operationId !== 'string' || !/^op-[a-z0-9]+-[0-9a-f]+$/.test(operationId))
+    throw bad('vote request', 'operationId');
+  if (kind !== 'link' && kind !== 'unlink') throw bad('vote request', 'kind');
+  if (typeof target !== 'string' || !isValidName(target)) throw bad('vote request', 'target');
+  if (typeof proposer !== 'string' || !isValidName(proposer)) throw bad('vote request', 'proposer');
+  if (typeof epoch !== 'number' || !Number.isInteger(epoch) || epoch < 0)
+    throw bad('vote request', 'epoch');
+  return { operationId, kind, target, proposer, epoch };
+}
+
+/** A link/unlink request of the CLI. */
+export function parseMembershipRequest(body: Record<string, unknown>): MembershipRequest {
+  const what = 'membership request';
+  const { kind, region, reason, clientToken, requestedBy } = body;
+  if (kind !== 'link' && kind !== 'unlink') throw bad(what, 'kind must be link or unlink');
+  if (typeof region !== 'string' || !isValidName(region))
+    throw bad(what, 'region must be a region name');
+  if (reason !== undefined && typeof reason !== 'string') throw bad(what, 'reason must be text');
+  if (clientToken !== undefined && clientToken !== null && typeof clientToken !== 'string')
+    throw bad(what, 'clientToken must be text');
+  return {
+    kind,
+    region,
+    force: optionalBoolean(body, 'force', what),
+    yes: optionalBoolean(body, 'yes', what),
+    resync: optionalBoolean(body, 'resync', what),
+    ...(reason === undefined ? {} : { reason }),
+    clientToken: typeof clientToken === 'string' ? clientToken : null,
+    requestedBy:
+      typeof requestedBy === 'string' && requestedBy !== '' ? requestedBy.slice(0, 200) : 'unknown',
+  };
+}

@@ -1,0 +1,234 @@
+/**
+ * Snapshots in the agent: point-in-time export of one of this region's nodes into this region's
+ * snapshot store, listed in the group's catalog. The store is a JetStream Object Store bucket of
+ * this region (readable from every region) or a local directory. Exports prefer a healthy replica
+ * so the primary does not fork.
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NatsConnection } from '@nats-io/transport-node';
+import {
+  ConflictError,
+  NotFoundError,
+  configuredNodes,
+  makeLogger,
+  type AgentConfig,
+  type Logger,
+  type NodeSample,
+} from '@georep/core';
+import { exportRdb } from '@georep/redis';
+import {
+  DirectorySnapshotStore,
+  ObjectStoreSnapshotStore,
+  snapshotBucketName,
+  snapshotMetaFromExport,
+  snapshotNameOf,
+  validateSnapshotName,
+  type SnapshotMeta,
+  type SnapshotStore,
+} from '@georep/snapshot';
+import type { GroupPlane } from './group-plane.js';
+
+/**
+ * Opens the object store, retrying for a while: right after the NATS servers start, JetStream has
+ * no meta leader yet (it needs a majority of the supercluster) and every API call times out.
+ */
+async function openWithRetry<T>(open: () => Promise<T>, totalMs = 20_000): Promise<T> {
+  const deadline = Date.now() + totalMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await open();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** attempt, 2000)));
+    }
+  }
+}
+
+/** What an export request may say. */
+export interface ExportRequest {
+  node?: string;
+  name?: string;
+}
+
+/** See the module comment. */
+export class SnapshotPlane {
+  readonly #config: AgentConfig;
+  readonly #plane: GroupPlane;
+  readonly #latestNodes: () => NodeSample[];
+  readonly #log: Logger;
+  #nc: NatsConnection | null = null;
+  #store: Promise<SnapshotStore> | null = null;
+  /** Names of exports running now: reserved before the first await. */
+  readonly #inFlight = new Set<string>();
+
+  constructor(config: AgentConfig, plane: GroupPlane, latestNodes: () => NodeSample[]) {
+    this.#config = config;
+    this.#plane = plane;
+    this.#latestNodes = latestNodes;
+    this.#log = makeLogger('snapshots');
+  }
+
+  attach(nc: NatsConnection): void {
+    this.#nc = nc;
+  }
+
+  /** Where this region's snapshots go (for messages and `snapshot list`). */
+  get location(): string {
+    const s = this.#config.snapshots;
+    return s.store === 'directory'
+      ? this.#directory()
+      : `nats:${snapshotBucketName(this.#config.group, this.#config.region)}`;
+  }
+
+  #directory(): string {
+    return (
+      this.#config.snapshots.dir ??
+      join(this.#config.dataDir ?? join(tmpdir(), 'georep'), 'snapshots')
+    );
+  }
+
+  /** The store, opened on first use (JetStream may not be ready when the agent starts). */
+  store(): Promise<SnapshotStore> {
+    if (this.#store === null) {
+      const s = this.#config.snapshots;
+      if (s.store === 'directory') {
+        this.#store = DirectorySnapshotStore.open(this.#directory());
+      } else {
+        const nc = this.#nc;
+        if (nc === null) {
+          return Promise.reject(
+            new ConflictError(
+              'snapshot.store-unavailable',
+              'the agent is not connected to NATS yet',
+              {
+                hint: 'retry in a moment; check georep status',
+              },
+            ),
+          );
+        }
+        this.#store = openWithRetry(() =>
+          ObjectStoreSnapshotStore.open(nc, {
+            bucket: snapshotBucketName(this.#config.group, this.#config.region),
+            placementCluster: this.#config.region,
+          }),
+        );
+      }
+      // A failed open is retried on the next call.
+      this.#store.catch(() => (this.#store = null));
+    }
+    return this.#store;
+  }
+
+  /** Chooses the node to export: the one asked for, else a healthy replica (if preferred), else the primary. */
+  chooseNode(requested: string | undefined): NodeSample {
+    const samples = this.#latestNodes();
+    const known = configuredNodes(this.#config).map((n) => n.id);
+    if (requested !== undefined) {
+      const sample = samples.find((n) => n.id === requested);
+      if (sample === undefined) {
+        throw new NotFoundError(
+          'node.not-found',
+          `node ${requested} is not a node of region ${this.#config.region}`,
+          {
+            hint: `nodes: ${known.join(', ')}`,
+          },
+        );
+      }
+      if (!sample.up) {
+        throw new ConflictError(
+          'snapshot.node-down',
+          `node ${requested} is down: ${sample.error ?? 'no answer'}`,
+          {
+            hint: 'choose another node (georep status shows which are up) or omit --node',
+          },
+        );
+      }
+      return sample;
+    }
+    const replicas = samples
+      .filter((n) => n.up && n.role === 'replica' && n.primary?.linkUp === true)
+      .sort((a, b) => (a.lagBytes ?? 0) - (b.lagBytes ?? 0));
+    const primary = samples.find((n) => n.up && n.role === 'primary');
+    const chosen =
+      (this.#config.snapshots.preferReplica ? replicas[0] : undefined) ?? primary ?? replicas[0];
+    if (chosen === undefined) {
+      throw new ConflictError(
+        'snapshot.no-node',
+        `no node of region ${this.#config.region} is up`,
+        {
+          hint: 'georep status shows the nodes and why they are down',
+        },
+      );
+    }
+    return chosen;
+  }
+
+  /** Exports a node into the store and catalogues the snapshot. */
+  async export(
+    request: ExportRequest,
+    node: NodeSample,
+    operationId: string | null,
+  ): Promise<SnapshotMeta> {
+    const name = request.name ?? snapshotNameOf(this.#config.region, new Date());
+    validateSnapshotName(name);
+    if (this.#plane.document.snapshot(name) !== undefined || this.#inFlight.has(name)) {
+      throw new ConflictError('snapshot.exists', `a snapshot named ${name} already exists`, {
+        hint: 'choose another --name',
+      });
+    }
+    const store = await this.store();
+    const spool = join(this.#config.dataDir ?? tmpdir(), 'snapshot-spool');
+    mkdirSync(spool, { recursive: true });
+    const file = join(spool, `${name}.${operationId ?? 'direct'}.rdb`);
+    this.#inFlight.add(name);
+    try {
+      const result = await exportRdb({
+        node: { host: node.host, port: node.port },
+        config: this.#config.redis,
+        out: file,
+      });
+      const meta = snapshotMetaFromExport(result, {
+        group: this.#config.group,
+        region: this.#config.region,
+        node: node.id,
+        name,
+      });
+      const stored = await store.put(meta, file);
+      this.#plane.document.addSnapshot(
+        name,
+        { ...stored, store: this.location },
+        { region: this.#config.region, operationId },
+      );
+      this.#log.info(
+        { name, node: node.id, bytes: result.bytes, pointInTime: result.pointInTime },
+        'snapshot exported',
+      );
+      return stored;
+    } finally {
+      this.#inFlight.delete(name);
+      rmSync(file, { force: true });
+    }
+  }
+
+  /** Deletes one of this region's snapshots from the store and the catalog. */
+  async delete(name: string, operationId: string | null): Promise<boolean> {
+    const store = await this.store();
+    const removed = await store.delete(name);
+    const uncatalogued = this.#plane.document.removeSnapshot(name, {
+      region: this.#config.region,
+      operationId,
+    });
+    if (!removed && !uncatalogued) {
+      throw new NotFoundError(
+        'snapshot.not-found',
+        `no snapshot ${name} in region ${this.#config.region}`,
+        {
+          hint: 'georep snapshot list shows every snapshot with its region',
+        },
+      );
+    }
+    return true;
+  }
+}
