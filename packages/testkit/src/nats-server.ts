@@ -141,6 +141,24 @@ export async function startNats(options: NatsServerOptions): Promise<NatsServer>
   return NatsServer.start(options);
 }
 
+/** GETs a monitoring path of the server; true on HTTP 200. */
+async function monitorOk(
+  host: string,
+  monitorPort: number,
+  path: string,
+  timeoutMs: number,
+): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request({ host, port: monitorPort, path, timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
 /**
  * Resolves true when the server serves clients and JetStream is enabled. It does not wait for a
  * JetStream meta leader: with gateways the meta group spans every region, so a region alone
@@ -151,18 +169,7 @@ export async function natsHealthy(
   monitorPort: number,
   timeoutMs = 1000,
 ): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = request(
-      { host, port: monitorPort, path: '/healthz?js-enabled-only=true', timeout: timeoutMs },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode === 200);
-      },
-    );
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-    req.end();
-  });
+  return monitorOk(host, monitorPort, '/healthz?js-enabled-only=true', timeoutMs);
 }
 
 /**
@@ -174,18 +181,7 @@ export async function natsJetStreamReady(
   monitorPort: number,
   timeoutMs = 1000,
 ): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = request(
-      { host, port: monitorPort, path: '/healthz', timeout: timeoutMs },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode === 200);
-      },
-    );
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-    req.end();
-  });
+  return monitorOk(host, monitorPort, '/healthz', timeoutMs);
 }
 
 async function launch(
