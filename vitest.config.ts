@@ -23,6 +23,7 @@ export default defineConfig({
       pkg('redis'),
       pkg('group'),
       pkg('snapshot'),
+      pkg('replication'),
       pkg('agent'),
       pkg('cli'),
       { extends: true, test: { name: 'e2e', include: ['test/**/*.test.ts'] } },
