@@ -1,13 +1,17 @@
 // Import throughput of @georep/snapshot importRdb against the two other ways to load an RDB's
 // data into Redis, on loopback redis-servers. Prints figures side by side; it asserts nothing.
-//   node bench/rdb-import.mjs [keys=1000000] [window=256]
+//   node bench/rdb-import.mjs [keys=1000000] [window=importRdb's default]
+//   IMPORT_BASELINE=/path/to/other/snapshot/dist/index.js node bench/rdb-import.mjs
+//     also times that build's importRdb, in the same run (before/after comparisons).
 // 1. importRdb: verify pass + pipelined RESTORE of raw value bytes into a fresh server.
 // 2. redis-cli --pipe: the same data as plain commands (SET/RPUSH/HSET/SADD/ZADD + PEXPIREAT,
 //    generated from the parsed file with commandsForValue), piped into a fresh server.
 // 3. redis-server loading the same RDB at startup, until PING answers and INFO says loading:0.
+// "server cpu" is the CPU time the receiving redis-server used meanwhile (Linux /proc): the
+// server's own share of each method, which no client can make smaller.
 // Build first: npx tsc -b packages/snapshot packages/testkit
 import { execFile, spawn } from 'node:child_process';
-import { copyFileSync, createReadStream, createWriteStream, statSync } from 'node:fs';
+import { copyFileSync, createReadStream, createWriteStream, readFileSync, statSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -24,7 +28,8 @@ import {
 import { findBinary, startRedis, tempDir } from '@georep/testkit';
 
 const keys = Number(process.argv[2] ?? 1_000_000);
-const window = Number(process.argv[3] ?? 256);
+const window = process.argv[3] === undefined ? undefined : Number(process.argv[3]);
+const baseline = process.env.IMPORT_BASELINE;
 const BATCH = 5_000;
 const dir = tempDir('bench-import');
 const config = (port) =>
@@ -42,6 +47,16 @@ const fresh = async (name) => {
   servers.push(s);
   return s;
 };
+/** CPU time (user + system, ms) of a process so far; NaN where /proc is not available. */
+const cpuMs = (pid) => {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  } catch {
+    return Number.NaN;
+  }
+};
+const cpu = (ms) => (Number.isNaN(ms) ? 'n/a' : `${(ms / 1000).toFixed(2)} s`);
 const dbsize = async (s) => {
   const c = new Redis(s.port, s.host);
   const n = await c.dbsize();
@@ -97,17 +112,25 @@ try {
   );
   await source.stop();
 
-  // --- 1. importRdb ----------------------------------------------------------------------
-  const a = await fresh('import');
-  t = performance.now();
-  const r = await importRdb({
-    source: fileSource(rdb),
-    target: { node: { host: a.host, port: a.port }, config: config(a.port) },
-    mode: 'replace',
-    pipeline: window,
-  });
-  const importMs = performance.now() - t;
-  const importKeys = await dbsize(a);
+  // --- 1. importRdb (and the baseline build's, when given) --------------------------------
+  const runImport = async (name, fn) => {
+    const a = await fresh(name);
+    const cpu0 = cpuMs(a.pid);
+    const t0 = performance.now();
+    const r = await fn({
+      source: fileSource(rdb),
+      target: { node: { host: a.host, port: a.port }, config: config(a.port) },
+      mode: 'replace',
+      ...(window === undefined ? {} : { pipeline: window }),
+    });
+    const ms = performance.now() - t0;
+    return { r, ms, serverMs: cpuMs(a.pid) - cpu0, keys: await dbsize(a) };
+  };
+  const base =
+    baseline === undefined
+      ? undefined
+      : await runImport('import-baseline', (await import(baseline)).importRdb);
+  const imp = await runImport('import', importRdb);
 
   // --- 2. redis-cli --pipe of the same data as commands -------------------------------------
   const resp = join(dir, 'commands.resp');
@@ -149,6 +172,7 @@ try {
   await once(out, 'finish');
   const genMs = performance.now() - t;
   const b = await fresh('pipe');
+  const pipeCpu0 = cpuMs(b.pid);
   t = performance.now();
   const pipeOut = await new Promise((resolve, reject) => {
     const child = spawn(findBinary('redis-cli'), ['-h', b.host, '-p', String(b.port), '--pipe'], {
@@ -161,6 +185,7 @@ try {
     createReadStream(resp).pipe(child.stdin);
   });
   const pipeMs = performance.now() - t;
+  const pipeServerMs = cpuMs(b.pid) - pipeCpu0;
   const pipeKeys = await dbsize(b);
 
   // --- 3. redis-server loading the RDB at startup -------------------------------------------
@@ -178,27 +203,35 @@ try {
   }
   probe.disconnect();
   const loadMs = performance.now() - t;
+  // The whole process: start and load.
+  const loadServerMs = cpuMs(c.pid);
   const loadKeys = await dbsize(c);
 
   console.log('');
-  console.log('method                         time        keys/s      keys loaded  notes');
-  const row = (name, ms, n, notes) =>
-    console.log(
-      `${name.padEnd(30)} ${(ms / 1000).toFixed(2).padStart(7)} s ${rate(n, ms).padStart(11)} ${String(n).padStart(12)}  ${notes}`,
-    );
-  row(
-    'importRdb (RESTORE)',
-    importMs,
-    importKeys,
-    `verify ${(r.verifyMs / 1000).toFixed(2)} s + write; window ${window}; restored ${r.restored}`,
+  console.log(
+    'method                         time        keys/s      keys loaded  server cpu  notes',
   );
+  const row = (name, ms, n, serverMs, notes) =>
+    console.log(
+      `${name.padEnd(30)} ${(ms / 1000).toFixed(2).padStart(7)} s ${rate(n, ms).padStart(11)} ${String(n).padStart(12)} ${cpu(serverMs).padStart(11)}  ${notes}`,
+    );
+  const importNotes = ({ r }) =>
+    `verify ${(r.verifyMs / 1000).toFixed(2)} s + write; window ${window ?? 'default'}; restored ${r.restored}`;
+  if (base !== undefined) {
+    row('importRdb, baseline build', base.ms, base.keys, base.serverMs, importNotes(base));
+  }
+  row('importRdb (RESTORE)', imp.ms, imp.keys, imp.serverMs, importNotes(imp));
   row(
     'redis-cli --pipe (commands)',
     pipeMs,
     pipeKeys,
+    pipeServerMs,
     `${commands.toLocaleString('en-US')} commands, +${(genMs / 1000).toFixed(2)} s to generate ${mb(statSync(resp).size)} MB; ${pipeOut.split('\n').pop()}`,
   );
-  row('redis-server startup load', loadMs, loadKeys, 'includes process start');
+  row('redis-server startup load', loadMs, loadKeys, loadServerMs, 'includes process start');
+  console.log(
+    `importRdb is ${(pipeMs / imp.ms).toFixed(2)}x the speed of redis-cli --pipe${base === undefined ? '' : `, ${(base.ms / imp.ms).toFixed(2)}x the baseline build`}`,
+  );
 } finally {
   for (const s of servers) await s.stop().catch(() => undefined);
 }

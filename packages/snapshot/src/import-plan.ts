@@ -3,10 +3,20 @@
  * covers, which can be RESTOREd as raw bytes on the target, and whether the file can be imported
  * at all. Nothing here writes to the target.
  */
-import { isTypeLoadable, parseRdb, type RdbKeyRecord } from '@georep/rdb';
+import {
+  isTypeLoadable,
+  parseDumpPayload,
+  parseRdbBatches,
+  RdbCorruptError,
+  RdbError,
+  type RdbKeyFields,
+  type RdbKeyRecord,
+  type RdbRawKeyRecord,
+} from '@georep/rdb';
 import { ImportIncompatibleError, ImportUsageError } from './errors.js';
 import { KeyGlob } from './glob.js';
 import type { ImportProgress, ImportRdbOptions } from './import-types.js';
+import { printableKey } from './printable.js';
 import { ByteCounter, openSource } from './source.js';
 import type { TargetInfo } from './target-info.js';
 import { commandsForValue } from './value-commands.js';
@@ -49,7 +59,7 @@ export function validate(o: ImportRdbOptions): void {
 
 /** Whether the import covers this key at all (db and match filters). */
 export function covered(
-  rec: RdbKeyRecord,
+  rec: RdbKeyFields,
   options: ImportRdbOptions,
   glob: KeyGlob | undefined,
 ): boolean {
@@ -59,7 +69,7 @@ export function covered(
 
 /** RESTORE-able as raw bytes on this target? */
 export function restorable(
-  rec: RdbKeyRecord,
+  rec: RdbRawKeyRecord | RdbKeyRecord,
   target: TargetInfo,
   options: ImportRdbOptions,
   magic: string,
@@ -70,7 +80,38 @@ export function restorable(
   return rec.raw.length + FOOTER <= target.protoMaxBulkLen;
 }
 
-/** Parses the whole source (CRC64 included) and surveys what would be written. */
+/**
+ * The decoded value of a key parsed without values, for the plain-command fallback: its `raw`
+ * bytes decoded as a DUMP payload would be (the checksum, already verified with the file's, is
+ * not recomputed).
+ *
+ * @throws RdbCorruptError (`rdb.corrupt`, at the record's offset) when the value does not decode.
+ */
+export function decodeRecord(rec: RdbRawKeyRecord, magic: 'REDIS' | 'VALKEY'): RdbKeyRecord {
+  // A zeroed footer: version and CRC are neither used nor checked here.
+  const payload = Buffer.alloc(rec.raw.length + FOOTER);
+  rec.raw.copy(payload);
+  try {
+    const parsed = parseDumpPayload(payload, {
+      flavor: magic === 'VALKEY' ? 'valkey' : 'redis',
+      skipChecksum: true,
+    });
+    return { ...rec, type: parsed.type, value: parsed.value } as RdbKeyRecord;
+  } catch (err) {
+    if (!(err instanceof RdbError)) throw err;
+    // Offsets of the payload mean nothing to the caller: report the record's.
+    throw new RdbCorruptError(
+      `the value of key ${printableKey(rec.key)} (record at byte ${rec.offset}) does not decode: ${err.message}`,
+      { offset: rec.offset, cause: err },
+    );
+  }
+}
+
+/**
+ * Parses the whole source (CRC64 included) and surveys what would be written. Values are only
+ * delimited, not decoded (the write pass sends their bytes as they are), except those of keys
+ * that need the plain-command fallback, which are decoded to check that they can be written.
+ */
 export async function verifyPass(options: ImportRdbOptions, target: TargetInfo): Promise<Survey> {
   const counter = new ByteCounter();
   const glob = options.match === undefined ? undefined : new KeyGlob(options.match);
@@ -85,30 +126,36 @@ export async function verifyPass(options: ImportRdbOptions, target: TargetInfo):
   };
   let lastBytes = 0;
   const now = Date.now();
-  for await (const rec of parseRdb(counter.count(openSource(options.source, 0)))) {
-    if (rec.kind === 'header') {
-      survey.version = rec.version;
-      survey.magic = rec.magic;
-    }
-    if (rec.kind !== 'key') continue;
-    survey.keysRead++;
-    if (counter.bytes !== lastBytes) {
-      lastBytes = counter.bytes;
-      report(options, 'verify', counter.bytes, undefined, survey.keysRead, 0);
-    }
-    if (!covered(rec, options, glob)) continue;
-    if (rec.expireAtMs !== undefined && rec.expireAtMs <= now) continue;
-    survey.candidates++;
-    survey.dbs.add(rec.db);
-    if (rec.type === 'module') {
-      // Whether the module exists on the target shows only when RESTORE is tried.
-      if (isTypeLoadable(rec.typeCode, target.rdbVersion)) survey.writable++;
-    } else if (
-      restorable(rec, target, options, survey.magic) ||
-      commandsForValue(rec.key, rec, target, { deleteFirst: false, expireAtMs: undefined, now })
-        .unsupported === undefined
-    ) {
-      survey.writable++;
+  const source = counter.count(openSource(options.source, 0));
+  for await (const batch of parseRdbBatches(source, { decodeValues: false })) {
+    for (const rec of batch) {
+      if (rec.kind === 'header') {
+        survey.version = rec.version;
+        survey.magic = rec.magic;
+      }
+      if (rec.kind !== 'key') continue;
+      survey.keysRead++;
+      if (counter.bytes !== lastBytes) {
+        lastBytes = counter.bytes;
+        report(options, 'verify', counter.bytes, undefined, survey.keysRead, 0);
+      }
+      if (!covered(rec, options, glob)) continue;
+      if (rec.expireAtMs !== undefined && rec.expireAtMs <= now) continue;
+      survey.candidates++;
+      survey.dbs.add(rec.db);
+      if (rec.type === 'module') {
+        // Whether the module exists on the target shows only when RESTORE is tried.
+        if (isTypeLoadable(rec.typeCode, target.rdbVersion)) survey.writable++;
+      } else if (
+        restorable(rec, target, options, survey.magic) ||
+        commandsForValue(rec.key, decodeRecord(rec, survey.magic), target, {
+          deleteFirst: false,
+          expireAtMs: undefined,
+          now,
+        }).unsupported === undefined
+      ) {
+        survey.writable++;
+      }
     }
   }
   survey.bytes = counter.bytes;

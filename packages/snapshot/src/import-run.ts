@@ -4,31 +4,36 @@
  * reply accounted in order so a failure says exactly what was written.
  */
 import { ReplyError, type Redis } from 'ioredis';
-import { dumpPayloadFromRaw, parseRdb, type RdbKeyRecord, type RdbRecord } from '@georep/rdb';
-import { CommandPipeline } from './command-pipeline.js';
+import { parseRdbBatches, type RdbRawKeyRecord, type RdbValueType } from '@georep/rdb';
+import { CommandPipeline, type Tag } from './command-pipeline.js';
+import { writeDumpFooter } from './dump-footer.js';
 import { ImportRejectedError, ImportUnreachableError } from './errors.js';
 import { KeyGlob } from './glob.js';
-import { covered, report, restorable, type Survey } from './import-plan.js';
+import { covered, decodeRecord, report, restorable, type Survey } from './import-plan.js';
 import type { ImportRdbOptions, ImportRdbResult, SkippedKey } from './import-types.js';
 import { printableKey } from './printable.js';
 import { RespReplyError, type RespConnection } from './resp-connection.js';
+import { bulkSize, bulkToken, decimalDigits } from './resp-writer.js';
 import { ByteCounter, openSource } from './source.js';
 import type { TargetInfo } from './target-info.js';
 import { commandsForValue, type Command } from './value-commands.js';
 
-const DEFAULT_WINDOW = 256;
+/**
+ * Commands in flight by default: deep enough that the server always has a full read buffer
+ * waiting (a GC pause or a slow chunk read on this side does not leave it idle), while the
+ * byte cap below still bounds memory.
+ */
+const DEFAULT_WINDOW = 4096;
 /** Unacknowledged argument bytes at most: a few large RESTOREs must not pile up in memory. */
 const MAX_INFLIGHT_BYTES = 64 * 1024 * 1024;
 
-/** Reply tag: which key (if any) a command belongs to and what its reply means. */
-interface Tag {
-  kind: 'select' | 'function' | 'restore' | 'part' | 'last';
-  /** Sequence number of the key, to tie a failed part to its key's last command. */
-  seq: number;
-  db: number;
-  key: Buffer | undefined;
-  type?: RdbKeyRecord['type'];
-}
+/** DUMP footer: 2-byte RDB version + 8-byte CRC64. */
+const FOOTER = 10;
+const RESTORE = bulkToken('RESTORE');
+const REPLACE = bulkToken('REPLACE');
+const ABSTTL = bulkToken('ABSTTL');
+const IDLETIME = bulkToken('IDLETIME');
+const FREQ = bulkToken('FREQ');
 
 /** The write side of one import: flush, then the second pass through the pipeline. */
 export class ImportRun {
@@ -38,7 +43,9 @@ export class ImportRun {
   readonly #options: ImportRdbOptions;
   readonly #survey: Survey;
   readonly #glob: KeyGlob | undefined;
-  readonly #pipeline: CommandPipeline<Tag>;
+  readonly #pipeline: CommandPipeline;
+  /** Reused to queue RESTOREs (the pipeline copies its fields). */
+  readonly #tag: Tag = { kind: 'restore', seq: 0, db: 0, key: undefined, type: undefined };
   readonly #replace: boolean;
   /** Database selected on the write connection (-1: none sent yet). */
   #connDb = -1;
@@ -75,7 +82,7 @@ export class ImportRun {
     // Overwrite on the target in replace mode (other writers may race the flush) and for
     // merge/replace; only merge/skip lets an existing key win.
     this.#replace = options.mode === 'replace' || options.onConflict === 'replace';
-    this.#pipeline = new CommandPipeline<Tag>(conn, {
+    this.#pipeline = new CommandPipeline(conn, {
       window: options.pipeline ?? DEFAULT_WINDOW,
       maxBytes: MAX_INFLIGHT_BYTES,
       onReply: (tag, err, reply) => this.#onReply(tag, err, reply),
@@ -126,32 +133,49 @@ export class ImportRun {
 
   async writePass(): Promise<void> {
     const counter = new ByteCounter();
+    const pipeline = this.#pipeline;
     let lastBytes = 0;
     try {
-      for await (const rec of parseRdb(counter.count(openSource(this.#options.source, 1)))) {
-        await this.#record(rec);
-        if (this.#failure !== undefined) break;
-        // Per chunk read, and every 100 keys so small files with big values report too.
-        if (counter.bytes !== lastBytes || (rec.kind === 'key' && this.#keysRead % 100 === 0)) {
-          lastBytes = counter.bytes;
-          report(
-            this.#options,
-            'import',
-            counter.bytes,
-            this.#survey.bytes,
-            this.#keysRead,
-            this.#keysWritten,
-          );
+      const source = counter.count(openSource(this.#options.source, 1));
+      read: for await (const batch of parseRdbBatches(source, { decodeValues: false })) {
+        for (const rec of batch) {
+          if (rec.kind === 'key') {
+            this.#keysRead++;
+            if (this.#admit(rec)) {
+              // The common case costs no promise: RESTORE into the output buffer, and wait only
+              // when the window is full.
+              if (rec.db === this.#connDb && this.#restorable(rec)) {
+                if (this.#queueRestore(rec, ++this.#seq)) await pipeline.room();
+              } else {
+                await this.#writeKey(rec);
+              }
+            }
+          } else if (rec.kind === 'function') {
+            await this.#loadFunction(rec.code);
+          }
+          if (this.#failure !== undefined) break read;
+          // Per chunk read, and every 100 keys so small files with big values report too.
+          if (counter.bytes !== lastBytes || (rec.kind === 'key' && this.#keysRead % 100 === 0)) {
+            lastBytes = counter.bytes;
+            report(
+              this.#options,
+              'import',
+              counter.bytes,
+              this.#survey.bytes,
+              this.#keysRead,
+              this.#keysWritten,
+            );
+          }
         }
       }
-      if (this.#failure === undefined) await this.#pipeline.drain();
+      if (this.#failure === undefined) await pipeline.drain();
     } catch (err) {
       // A source/parse error now means the bytes changed since the verify pass.
       if (this.#failure === undefined)
         this.#failure = err instanceof Error ? err : new Error(String(err));
     }
     if (this.#failure !== undefined) {
-      await this.#pipeline.abandon();
+      await pipeline.abandon();
       throw this.#failure;
     }
     report(
@@ -164,27 +188,32 @@ export class ImportRun {
     );
   }
 
-  async #record(rec: RdbRecord): Promise<void> {
-    if (rec.kind === 'function') {
-      await this.#loadFunction(rec.code);
-      return;
-    }
-    if (rec.kind !== 'key') return;
-    this.#keysRead++;
+  /**
+   * Applies the filters to a key: false when it is not written (outside `target.db` or `match`,
+   * or expired), counted as such.
+   */
+  #admit(rec: RdbRawKeyRecord): boolean {
     if (!covered(rec, this.#options, this.#glob)) {
       this.#skippedFiltered++;
-      return;
+      return false;
     }
-    const now = Date.now();
-    if (rec.expireAtMs !== undefined && rec.expireAtMs <= now) {
+    if (rec.expireAtMs !== undefined && rec.expireAtMs <= Date.now()) {
       this.#skippedExpired++;
-      return;
+      return false;
     }
+    return true;
+  }
+
+  #restorable(rec: RdbRawKeyRecord): boolean {
+    return restorable(rec, this.#target, this.#options, this.#survey.magic);
+  }
+
+  /** A key the filters let through, in the general case (database change, plain commands). */
+  async #writeKey(rec: RdbRawKeyRecord): Promise<void> {
     await this.#select(rec.db);
     const seq = ++this.#seq;
-    const base = { seq, db: rec.db, key: rec.key, type: rec.type };
-    if (restorable(rec, this.#target, this.#options, this.#survey.magic)) {
-      await this.#pipeline.send(this.#restoreCommand(rec, now), { kind: 'restore', ...base });
+    if (this.#restorable(rec)) {
+      if (this.#queueRestore(rec, seq)) await this.#pipeline.room();
       return;
     }
     if (!this.#replace) {
@@ -200,10 +229,11 @@ export class ImportRun {
       }
       if (this.#failure !== undefined) return;
     }
-    const plan = commandsForValue(rec.key, rec, this.#target, {
+    // Only now is the value decoded: the fallback is the one path that needs it.
+    const plan = commandsForValue(rec.key, decodeRecord(rec, this.#survey.magic), this.#target, {
       deleteFirst: this.#replace,
       expireAtMs: rec.expireAtMs,
-      now,
+      now: Date.now(),
     });
     if (plan.unsupported !== undefined) {
       this.#unsupported.push(this.#skipped(rec, plan.unsupported));
@@ -214,25 +244,75 @@ export class ImportRun {
     for (let i = 0; i < cmds.length; i++) {
       await this.#pipeline.send(cmds[i]!, {
         kind: i === cmds.length - 1 ? 'last' : 'part',
-        ...base,
+        seq,
+        db: rec.db,
+        key: rec.key,
+        type: rec.type,
       });
       if (this.#failure !== undefined) return;
     }
   }
 
-  #restoreCommand(rec: RdbKeyRecord, now: number): Command {
-    const payload = dumpPayloadFromRaw(rec.raw, this.#target.rdbVersion);
+  /**
+   * Queues `RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s | FREQ f]`, encoded straight
+   * into the pipeline's output: the payload is `raw`, the target's version and the CRC64 of both,
+   * written in place (no payload buffer, no argument array). Returns whether the window is full.
+   */
+  #queueRestore(rec: RdbRawKeyRecord, seq: number): boolean {
+    const { key, raw } = rec;
+    const exp = rec.expireAtMs;
     const abs = this.#target.restoreAbsTtl;
-    let ttl = '0';
-    if (rec.expireAtMs !== undefined)
-      ttl = String(abs ? rec.expireAtMs : Math.max(1, rec.expireAtMs - now));
-    const cmd: Command = ['RESTORE', rec.key, ttl, payload];
-    if (this.#replace) cmd.push('REPLACE');
-    if (abs && rec.expireAtMs !== undefined) cmd.push('ABSTTL');
+    const ttl = exp === undefined ? 0 : abs ? exp : Math.max(1, exp - Date.now());
+    let argc = 4;
+    let size = RESTORE.length + bulkSize(key.length) + bulkSize(decimalDigits(ttl));
+    const payload = raw.length + FOOTER;
+    size += bulkSize(payload);
+    if (this.#replace) {
+      argc++;
+      size += REPLACE.length;
+    }
+    const absTtl = abs && exp !== undefined;
+    if (absTtl) {
+      argc++;
+      size += ABSTTL.length;
+    }
     // Keep the eviction hints; the target ignores the one its maxmemory-policy does not use.
-    if (abs && rec.idleSeconds !== undefined) cmd.push('IDLETIME', String(rec.idleSeconds));
-    else if (abs && rec.lfuFreq !== undefined) cmd.push('FREQ', String(rec.lfuFreq));
-    return cmd;
+    const idle = abs ? rec.idleSeconds : undefined;
+    const freq = abs && idle === undefined ? rec.lfuFreq : undefined;
+    if (idle !== undefined) {
+      argc += 2;
+      size += IDLETIME.length + bulkSize(decimalDigits(idle));
+    } else if (freq !== undefined) {
+      argc += 2;
+      size += FREQ.length + bulkSize(decimalDigits(freq));
+    }
+    size += 1 + decimalDigits(argc) + 2;
+    const out = this.#pipeline.out;
+    out.reserve(size);
+    out.arrayHeader(argc);
+    out.bytes(RESTORE);
+    out.bulk(key);
+    out.bulkDecimal(ttl);
+    out.bulkHeader(payload);
+    const start = out.pos;
+    out.bytes(raw);
+    out.pos = writeDumpFooter(out.buf, start, out.pos, this.#target.rdbVersion);
+    out.crlf();
+    if (this.#replace) out.bytes(REPLACE);
+    if (absTtl) out.bytes(ABSTTL);
+    if (idle !== undefined) {
+      out.bytes(IDLETIME);
+      out.bulkDecimal(idle);
+    } else if (freq !== undefined) {
+      out.bytes(FREQ);
+      out.bulkDecimal(freq);
+    }
+    const tag = this.#tag;
+    tag.seq = seq;
+    tag.db = rec.db;
+    tag.key = key;
+    tag.type = rec.type;
+    return this.#pipeline.commit(tag, size);
   }
 
   async #select(db: number): Promise<void> {
@@ -243,6 +323,7 @@ export class ImportRun {
       seq: 0,
       db,
       key: undefined,
+      type: undefined,
     });
   }
 
@@ -255,10 +336,16 @@ export class ImportRun {
     const cmd: Command = this.#replace
       ? ['FUNCTION', 'LOAD', 'REPLACE', code]
       : ['FUNCTION', 'LOAD', code];
-    await this.#pipeline.send(cmd, { kind: 'function', seq: 0, db: this.#connDb, key: undefined });
+    await this.#pipeline.send(cmd, {
+      kind: 'function',
+      seq: 0,
+      db: this.#connDb,
+      key: undefined,
+      type: undefined,
+    });
   }
 
-  #onReply(tag: Tag, err: Error | null, _reply: unknown): void {
+  #onReply(tag: Readonly<Tag>, err: Error | null, _reply: unknown): void {
     if (err === null) {
       if (tag.kind === 'function') this.#functions.loaded++;
       if ((tag.kind === 'restore' || tag.kind === 'last') && tag.seq !== this.#badSeq) {
@@ -323,7 +410,7 @@ export class ImportRun {
     );
   }
 
-  #skipped(rec: RdbKeyRecord, reason: string): SkippedKey {
+  #skipped(rec: { db: number; key: Buffer; type: RdbValueType }, reason: string): SkippedKey {
     return { db: rec.db, key: printableKey(rec.key), type: rec.type, reason };
   }
 

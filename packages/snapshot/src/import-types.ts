@@ -47,7 +47,7 @@ export interface ImportRdbOptions {
   onConflict?: 'skip' | 'replace';
   /** Only keys matching this Redis glob (`*`, `?`, `[...]`, `\`) are imported. */
   match?: string;
-  /** Most commands in flight (default 256). */
+  /** Most commands in flight (default 4096; in-flight bytes are capped at 64 MB besides). */
   pipeline?: number;
   /** Load the file's function libraries (Redis 7.0+ targets). Default true. */
   functions?: boolean;
