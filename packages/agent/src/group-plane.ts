@@ -4,6 +4,7 @@
  * says this region was force-unlinked, the agent is fenced: it says so in `status` and its logs,
  * and (once the data plane exists) replicates nothing in either direction.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { headers, type NatsConnection, type Subscription } from '@nats-io/transport-node';
@@ -27,6 +28,7 @@ import {
   type GrantStore,
   type Proposal,
 } from '@georep/group';
+import { CHUNK_HEADER, ChunkReassembler, splitMessage } from './sync-chunks.js';
 
 const FROM_HEADER = 'Georep-From';
 
@@ -74,6 +76,7 @@ export class GroupPlane {
   #nc: NatsConnection | null = null;
   #subscription: Subscription | null = null;
   #fenced = false;
+  readonly #chunks = new ChunkReassembler();
 
   constructor(options: GroupPlaneOptions) {
     this.#opts = options;
@@ -121,7 +124,9 @@ export class GroupPlane {
         // Only names that can be regions; the sync itself drops malformed bytes.
         if (!isValidName(from) || from === this.#opts.region) return;
         try {
-          this.#sync.receive(from, msg.data);
+          const chunk = msg.headers?.get(CHUNK_HEADER) ?? '';
+          const data = chunk === '' ? msg.data : this.#chunks.add(from, chunk, msg.data);
+          if (data !== null) this.#sync.receive(from, data);
         } catch (err) {
           this.#log.warn({ peer: from, err: (err as Error).message }, 'dropped a sync message');
         }
@@ -163,11 +168,21 @@ export class GroupPlane {
     const nc = this.#nc;
     if (nc === null || nc.isClosed()) return;
     try {
-      const h = headers();
-      h.set(FROM_HEADER, this.#opts.region);
-      nc.publish(this.#opts.subjects.docSync(peer), message, { headers: h });
+      // Leave room for the headers under the server's max_payload.
+      const max = Math.max(1024, (nc.info?.max_payload ?? 1024 * 1024) - 4096);
+      const pieces = splitMessage(message, max);
+      const id = pieces.length > 1 ? randomBytes(6).toString('hex') : '';
+      pieces.forEach((piece, index) => {
+        const h = headers();
+        h.set(FROM_HEADER, this.#opts.region);
+        if (pieces.length > 1) h.set(CHUNK_HEADER, `${id}/${index}/${pieces.length}`);
+        nc.publish(this.#opts.subjects.docSync(peer), piece, { headers: h });
+      });
     } catch (err) {
-      this.#log.debug({ peer, err: (err as Error).message }, 'could not send a sync message');
+      this.#log.warn(
+        { peer, bytes: message.byteLength, err: (err as Error).message },
+        'could not send a sync message',
+      );
     }
   }
 

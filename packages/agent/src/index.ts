@@ -13,3 +13,4 @@ export { GroupPlane } from './group-plane.js';
 export type { GroupPlaneOptions } from './group-plane.js';
 export { OperationRunner } from './operations.js';
 export type { MembershipRequest, RunnerContext } from './operations.js';
+export { splitMessage, ChunkReassembler, parseChunkHeader, CHUNK_HEADER } from './sync-chunks.js';
