@@ -6,10 +6,16 @@ import type { Redis } from 'ioredis';
 import { GeorepError, exitCodeFor, ExitCode } from '@georep/core';
 import { buildRdb } from '@georep/rdb';
 import { fileSource, importRdb, type ImportRdbOptions } from '@georep/snapshot';
-import { makeTestCertificates, startRedis, tempDir, type RedisServer } from '@georep/testkit';
+import {
+  makeTestCertificates,
+  startRedis,
+  tempDir,
+  type RedisServer,
+  sharedRdbFixturesDir,
+} from '@georep/testkit';
 import { clientOf, nodeOf, redisConfig, totalKeys } from './redis-state.js';
 
-const FIXTURES = '/work/shared/fixtures/rdb';
+const FIXTURES = sharedRdbFixturesDir();
 const haveFixtures = existsSync(join(FIXTURES, 'hdt3213'));
 
 let target: RedisServer;

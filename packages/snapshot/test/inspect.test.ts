@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportRdb } from '@georep/redis';
 import { fileSource, inspectRdb, verifyRdb } from '@georep/snapshot';
-import { startRedis, tempDir, type RedisServer } from '@georep/testkit';
+import { sharedRdbFixturesDir, startRedis, tempDir, type RedisServer } from '@georep/testkit';
 import { clientOf, nodeOf, redisConfig, seedAllTypes } from './redis-state.js';
 
-const FIXTURES = '/work/shared/fixtures/rdb/hdt3213';
+const FIXTURES = join(sharedRdbFixturesDir(), 'hdt3213');
 const haveFixtures = existsSync(FIXTURES);
 
 let source: RedisServer;

@@ -40,3 +40,4 @@ export type {
 export { makeTestCertificates } from './certs.js';
 export type { TestCertificates } from './certs.js';
 export { waitFor, tempDir } from './wait-for.js';
+export { sharedRdbFixturesDir } from './fixtures.js';
