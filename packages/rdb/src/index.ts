@@ -8,7 +8,7 @@ export { parseRdb, parseRdbBatches, parseRdbFile, parseRdbFileBatches } from './
 export { RdbWriter, buildRdb } from './writer.js';
 export { dumpPayloadFromRaw, encodeDumpPayload, parseDumpPayload } from './dump.js';
 export { encodeValue } from './value-encoder.js';
-export { Crc64, crc64 } from './crc64.js';
+export { Crc64, crc64, writeCrc64 } from './crc64.js';
 export { lzfCompress, lzfDecompress } from './lzf.js';
 export { isTypeLoadable } from './compatibility.js';
 export { decodeModuleId, encodeModuleId } from './module-value.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Crc64, crc64 } from '@georep/rdb';
+import { Crc64, crc64, writeCrc64 } from '@georep/rdb';
 
 /** Bit-at-a-time reference over BigInt, written from the parameters alone (reflected Jones). */
 function referenceCrc64(bytes: Uint8Array): bigint {
@@ -57,6 +57,19 @@ describe('crc64', () => {
         data[i] = seed >>> 24;
       }
       expect(crc64(data)).toBe(referenceCrc64(data));
+    }
+  });
+});
+
+describe('writeCrc64', () => {
+  it('crc64 - writeCrc64 writes the same CRC as crc64() for short and long inputs, in place', () => {
+    for (const size of [0, 1, 7, 255, 256, 257, 1000]) {
+      const bytes = new Uint8Array(size + 20).map((_, i) => (i * 31 + size) & 0xff);
+      const out = new Uint8Array(size + 40);
+      writeCrc64(bytes, 10, 10 + size, out, 3);
+      const expected = Buffer.alloc(8);
+      expected.writeBigUInt64LE(crc64(bytes.subarray(10, 10 + size)));
+      expect(Buffer.from(out.subarray(3, 11)).equals(expected), `size ${size}`).toBe(true);
     }
   });
 });
