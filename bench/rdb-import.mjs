@@ -1,5 +1,5 @@
-// Import throughput of @georep/snapshot importRdb against the two other ways to load an RDB's
-// data into Redis, on loopback redis-servers. Prints figures side by side; it asserts nothing.
+// Import throughput of @georep/snapshot importRdb and importRdbNative against the other ways to
+// load an RDB's data into Redis, on loopback redis-servers. Prints figures side by side; it asserts nothing.
 //   node bench/rdb-import.mjs [keys=1000000] [window=importRdb's default]
 //   IMPORT_BASELINE=/path/to/other/snapshot/dist/index.js node bench/rdb-import.mjs
 //     also times that build's importRdb, in the same run (before/after comparisons).
@@ -7,6 +7,8 @@
 // 2. redis-cli --pipe: the same data as plain commands (SET/RPUSH/HSET/SADD/ZADD + PEXPIREAT,
 //    generated from the parsed file with commandsForValue), piped into a fresh server.
 // 3. redis-server loading the same RDB at startup, until PING answers and INFO says loading:0.
+// 4. importRdbNative: verify pass, then the target loads the file through a full sync from this
+//    process acting as its master (REPLICAOF), into a fresh server.
 // "server cpu" is the CPU time the receiving redis-server used meanwhile (Linux /proc): the
 // server's own share of each method, which no client can make smaller.
 // Build first: npx tsc -b packages/snapshot packages/testkit
@@ -23,6 +25,7 @@ import {
   commandsForValue,
   fileSource,
   importRdb,
+  importRdbNative,
   DEFAULT_PROTO_MAX_BULK_LEN,
 } from '@georep/snapshot';
 import { findBinary, startRedis, tempDir } from '@georep/testkit';
@@ -132,6 +135,18 @@ try {
       : await runImport('import-baseline', (await import(baseline)).importRdb);
   const imp = await runImport('import', importRdb);
 
+  // --- 4. importRdbNative: the target loads the file as a replica of this process ----------
+  const n = await fresh('native');
+  const nativeCpu0 = cpuMs(n.pid);
+  t = performance.now();
+  const nat = await importRdbNative({
+    file: rdb,
+    target: { node: { host: n.host, port: n.port }, config: config(n.port) },
+  });
+  const nativeMs = performance.now() - t;
+  const nativeServerMs = cpuMs(n.pid) - nativeCpu0;
+  const nativeKeys = await dbsize(n);
+
   // --- 2. redis-cli --pipe of the same data as commands -------------------------------------
   const resp = join(dir, 'commands.resp');
   t = performance.now();
@@ -228,9 +243,16 @@ try {
     pipeServerMs,
     `${commands.toLocaleString('en-US')} commands, +${(genMs / 1000).toFixed(2)} s to generate ${mb(statSync(resp).size)} MB; ${pipeOut.split('\n').pop()}`,
   );
+  row(
+    'importRdbNative (REPLICAOF)',
+    nativeMs,
+    nativeKeys,
+    nativeServerMs,
+    `verify ${(nat.verifyMs / 1000).toFixed(2)} s + transfer/load ${(nat.loadMs / 1000).toFixed(2)} s; keysLoaded ${nat.keysLoaded}`,
+  );
   row('redis-server startup load', loadMs, loadKeys, loadServerMs, 'includes process start');
   console.log(
-    `importRdb is ${(pipeMs / imp.ms).toFixed(2)}x the speed of redis-cli --pipe${base === undefined ? '' : `, ${(base.ms / imp.ms).toFixed(2)}x the baseline build`}`,
+    `importRdb is ${(pipeMs / imp.ms).toFixed(2)}x the speed of redis-cli --pipe${base === undefined ? '' : `, ${(base.ms / imp.ms).toFixed(2)}x the baseline build`}; importRdbNative is ${(imp.ms / nativeMs).toFixed(2)}x importRdb`,
   );
 } finally {
   for (const s of servers) await s.stop().catch(() => undefined);

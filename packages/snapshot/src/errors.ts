@@ -10,6 +10,7 @@ import {
   ConflictError,
   GeorepError,
   NotFoundError,
+  TimeoutError,
   UnreachableError,
   UsageError,
   type GeorepErrorOptions,
@@ -178,5 +179,38 @@ export class ImportUsageError extends UsageError {
   override name = 'ImportUsageError';
   constructor(message: string, options: GeorepErrorOptions = {}) {
     super('import.invalid-options', message, options);
+  }
+}
+
+/**
+ * A native (replication) import could not make the target load the file: REPLICAOF was refused
+ * (`NOPERM` without `+replicaof`, managed services), or the target dropped the transfer or failed
+ * to load it. `stage` says which.
+ */
+export class ImportNativeRefusedError extends GeorepError {
+  override name = 'ImportNativeRefusedError';
+  /** `replicaof`: the command was refused, nothing changed. `load`: the sync itself failed. */
+  readonly stage: 'replicaof' | 'load';
+  constructor(stage: 'replicaof' | 'load', message: string, options: GeorepErrorOptions = {}) {
+    super('import.native-refused', message, {
+      hint:
+        stage === 'replicaof'
+          ? 'The ACL user needs +replicaof (managed services block it): use importRdb instead.'
+          : 'Check the target log (RDB version, modules, databases, disk space in its dir) and that it can reach the listener (listenHost/advertiseHost).',
+      ...options,
+      details: { ...options.details, stage },
+    });
+    this.stage = stage;
+  }
+}
+
+/** A native (replication) import did not finish within `timeoutMs`. */
+export class ImportNativeTimeoutError extends TimeoutError {
+  override name = 'ImportNativeTimeoutError';
+  constructor(message: string, options: GeorepErrorOptions = {}) {
+    super('import.native-timeout', message, {
+      hint: 'Raise timeoutMs for large files; check that the target can reach the listener address (advertiseHost).',
+      ...options,
+    });
   }
 }

@@ -37,6 +37,8 @@ export interface Survey {
   /** Keys the import covers that the target could hold. */
   writable: number;
   candidates: number;
+  /** Keys the import covers whose value is module data. */
+  moduleKeys: number;
 }
 
 /** Checks option values before connecting. */
@@ -123,6 +125,7 @@ export async function verifyPass(options: ImportRdbOptions, target: TargetInfo):
     dbs: new Set(),
     writable: 0,
     candidates: 0,
+    moduleKeys: 0,
   };
   let lastBytes = 0;
   const now = Date.now();
@@ -144,6 +147,7 @@ export async function verifyPass(options: ImportRdbOptions, target: TargetInfo):
       survey.candidates++;
       survey.dbs.add(rec.db);
       if (rec.type === 'module') {
+        survey.moduleKeys++;
         // Whether the module exists on the target shows only when RESTORE is tried.
         if (isTypeLoadable(rec.typeCode, target.rdbVersion)) survey.writable++;
       } else if (

@@ -15,6 +15,7 @@ export { DirectorySnapshotStore } from './directory-store.js';
 export { ObjectStoreSnapshotStore, snapshotBucketName } from './object-store.js';
 export { RdbDigest, checkDigest } from './rdb-digest.js';
 export { importRdb } from './import.js';
+export { importRdbNative } from './native-import.js';
 export { inspectRdb, verifyRdb, PER_KEY_OVERHEAD } from './inspect.js';
 export { fileSource } from './source.js';
 export { KeyGlob } from './glob.js';
@@ -32,6 +33,8 @@ export {
   ImportRejectedError,
   ImportIncompatibleError,
   ImportUsageError,
+  ImportNativeRefusedError,
+  ImportNativeTimeoutError,
 } from './errors.js';
 
 export type { SnapshotMeta } from './snapshot-meta.js';
@@ -47,6 +50,11 @@ export type {
 } from './import-types.js';
 export type { RdbInspection, RdbVerification, DbSummary, BigKey } from './inspect.js';
 export type { RdbSource } from './source.js';
+export type {
+  ImportRdbNativeOptions,
+  ImportRdbNativeResult,
+  NativeImportProgress,
+} from './native-import.js';
 export type { TargetInfo } from './target-info.js';
 export type { Command, CommandPlan, CommandOptions } from './value-commands.js';
 export type { ImportProgressAtFailure } from './errors.js';
