@@ -210,6 +210,48 @@ describe('snapshots across two regions', () => {
     }
   });
 
+  it('import --native - a catalog snapshot replaces the whole target at load speed', async () => {
+    const target = await startRedis({ dir: join(dir, 'native') });
+    const client = new Redis(target.port, '127.0.0.1');
+    try {
+      await client.set('stale', 'from before the import');
+      const refused = await cli('us-east', [
+        'snapshot',
+        'import',
+        '--native',
+        '--match',
+        'str:*',
+        '--target',
+        `redis://127.0.0.1:${target.port}`,
+        '--from',
+        exported,
+      ]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain('[snapshot.native-conflict]');
+      expect(await client.get('stale')).toBe('from before the import');
+
+      const result = await json<{ keysLoaded: number; method: string }>('us-east', [
+        'snapshot',
+        'import',
+        '--native',
+        '--target',
+        `redis://127.0.0.1:${target.port}`,
+        '--from',
+        exported,
+      ]);
+      expect(result).toMatchObject({ keysLoaded: 509, method: 'replication' });
+      expect(await client.get('stale')).toBeNull();
+      expect(await client.get('str:7')).toBe(await primary.get('str:7'));
+      expect(await client.hgetall('hash:big')).toEqual(await primary.hgetall('hash:big'));
+      // The target is a primary again and accepts writes.
+      expect((await client.info('replication')).includes('role:master')).toBe(true);
+      expect(await client.set('after', '1')).toBe('OK');
+    } finally {
+      client.disconnect();
+      await target.stop();
+    }
+  });
+
   it('errors - an unknown node, and a corrupt file that leaves the target untouched', async () => {
     const unknown = await cli('eu-west', [
       'snapshot',

@@ -4,6 +4,9 @@
  * `--target` run here, reading the region's store over NATS or a local file.
  */
 import { createReadStream, existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { NotFoundError, UsageError } from '@georep/core';
 import { connectGroup, type AgentClient } from '../agent-client.js';
@@ -268,6 +271,12 @@ function makeImport(): Command {
     .option('--match <pattern>', 'only keys matching this glob')
     .option('--db <n>', 'only this db of the snapshot')
     .option('--target-ca <file>', 'CA certificate for rediss://')
+    .option(
+      '--native',
+      'replace mode at native load speed: the target loads the file as a replica of this process (needs REPLICAOF rights; replaces every db)',
+    )
+    .option('--listen-host <host>', '--native: address to listen on', '127.0.0.1')
+    .option('--advertise-host <host>', '--native: address the target dials (default: listen host)')
     .option('--json', 'print one JSON document')
     .action(
       async (
@@ -279,11 +288,18 @@ function makeImport(): Command {
           match?: string;
           db?: string;
           targetCa?: string;
+          native?: boolean;
+          listenHost: string;
+          advertiseHost?: string;
           json?: boolean;
         },
         command: Command,
       ) => {
         const target = parseRedisTarget(opts.target, process.env, opts.targetCa);
+        if (opts.native === true) {
+          await importNative(command, opts, target);
+          return;
+        }
         const db = opts.db === undefined ? target.db : Number(opts.db);
         const { source, close, label } = await openSource(command, opts.from);
         try {
@@ -314,6 +330,77 @@ function makeImport(): Command {
         }
       },
     );
+}
+
+/**
+ * `snapshot import --native`: the whole file is served to the target over the replication
+ * protocol. A catalog snapshot is downloaded to a temporary file first, because the length is
+ * sent before the bytes.
+ */
+async function importNative(
+  command: Command,
+  opts: {
+    from: string;
+    mode: string;
+    match?: string;
+    db?: string;
+    listenHost: string;
+    advertiseHost?: string;
+    json?: boolean;
+  },
+  target: ReturnType<typeof parseRedisTarget>,
+): Promise<void> {
+  const conflicts = [
+    opts.match === undefined ? undefined : '--match',
+    opts.db === undefined ? undefined : '--db',
+    command.getOptionValueSource('mode') === 'cli' && opts.mode !== 'replace'
+      ? `--mode ${opts.mode}`
+      : undefined,
+  ].filter((o) => o !== undefined);
+  if (conflicts.length > 0) {
+    throw new UsageError(
+      'snapshot.native-conflict',
+      `--native replaces every database of the target with the whole file; it cannot be combined with ${conflicts.join(', ')}`,
+      { hint: 'drop --native to import part of a snapshot or to merge (RESTORE-based import)' },
+    );
+  }
+  let file = opts.from;
+  let tmp: string | undefined;
+  if (!existsSync(opts.from)) {
+    const { client, group } = await connectGroup(command);
+    try {
+      const entry = await lookup(client, group, opts.from);
+      const { ObjectStoreSnapshotStore, snapshotBucketName } = await import('@georep/snapshot');
+      const store = await ObjectStoreSnapshotStore.open(client.nc, {
+        bucket: snapshotBucketName(group, entry.region),
+      });
+      tmp = await mkdtemp(join(tmpdir(), 'georep-import-'));
+      file = join(tmp, 'snapshot.rdb');
+      await store.download(opts.from, file);
+    } finally {
+      await client.close();
+    }
+  }
+  try {
+    const { importRdbNative } = await import('@georep/snapshot');
+    const show = progress(`importing ${opts.from} natively`);
+    const result = await importRdbNative({
+      file,
+      target: { node: target.node, config: target.config },
+      listenHost: opts.listenHost,
+      ...(opts.advertiseHost === undefined ? {} : { advertiseHost: opts.advertiseHost }),
+      ...(show === undefined ? {} : { onProgress: (p) => show({ bytes: p.bytes }) }),
+    });
+    if (show !== undefined) process.stderr.write('\n');
+    printResult(
+      opts.json,
+      result,
+      () =>
+        `loaded ${opts.from} into ${target.node.host}:${target.node.port} over replication: ${result.keysLoaded} keys, ${formatBytes(result.bytes)} in ${(result.durationMs / 1000).toFixed(1)} s (load ${(result.loadMs / 1000).toFixed(1)} s)`,
+    );
+  } finally {
+    if (tmp !== undefined) await rm(tmp, { recursive: true, force: true });
+  }
 }
 
 export function makeSnapshotCommand(): Command {
