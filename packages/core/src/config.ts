@@ -118,6 +118,24 @@ export const agentConfigSchema = z
       })
       .strict()
       .default({ store: 'object-store', preferReplica: true }),
+    replication: z
+      .object({
+        /** Capture this region's writes and apply the linked regions' writes. */
+        enabled: z.boolean().default(true),
+        /** Largest number of operations in one replication message. */
+        maxBatchOps: z.number().int().min(1).max(10_000).default(512),
+        /**
+         * Size limit of this region's operation stream. When a down peer's backlog reaches it, the
+         * oldest operations are dropped and that peer needs a resync.
+         */
+        streamMaxBytes: z
+          .number()
+          .int()
+          .min(1024 * 1024)
+          .default(1024 * 1024 * 1024),
+      })
+      .strict()
+      .default({ enabled: true, maxBatchOps: 512, streamMaxBytes: 1024 * 1024 * 1024 }),
     log: z
       .object({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),

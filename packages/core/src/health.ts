@@ -88,6 +88,41 @@ export interface RegionStatus {
   primary: string | null;
   nodes: NodeSample[];
   agent: { id: string; version: string; startedAt: number } | null;
+  /** Replication of this region, filled in by the region's own agent. */
+  replication?: ReplicationStatus;
+}
+
+/** One replication link of a region with a peer, in both directions. */
+export interface ReplicationLink {
+  peer: string;
+  /** Receiving: ms between the newest operation of the last applied batch and its apply. */
+  lagMs: number | null;
+  appliedBatches: number;
+  appliedOps: number;
+  lastAppliedAt: number | null;
+  /** Holding for the peer: what its consumer on this region's stream has not acknowledged. */
+  backlog: {
+    messages: number;
+    bytes: number;
+    oldestAgeMs: number | null;
+    /** Operations were dropped by the stream limit before the peer got them: it needs a resync. */
+    lost: boolean;
+    /** Growth in bytes per second over the last minute; null until measured. */
+    growthBytesPerSec: number | null;
+    /** Seconds until the stream limit at that growth; null when not growing. */
+    fullInSec: number | null;
+    streamLimitBytes: number;
+  } | null;
+  /** The last apply error, cleared by the next success. */
+  error: string | null;
+}
+
+/** The replication part of a region's status. */
+export interface ReplicationStatus {
+  enabled: boolean;
+  state: 'off' | 'starting' | 'running' | 'stopped';
+  capture: { batches: number; ops: number; recordedOffset: number; warnings: number } | null;
+  links: ReplicationLink[];
 }
 
 /** What `georep status` shows: the health of every region as one agent sees it. */

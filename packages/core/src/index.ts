@@ -42,6 +42,8 @@ export type {
   Heartbeat,
   RegionStatus,
   StatusReport,
+  ReplicationLink,
+  ReplicationStatus,
 } from './health.js';
 export { isTerminalStatus } from './group-types.js';
 export type {

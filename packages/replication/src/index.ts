@@ -40,3 +40,55 @@ export type { Position, PositionStore } from './position-store.js';
 export type { CaptureEndpoint } from './capture-errors.js';
 export type { CaptureCredentials } from './replica-link.js';
 export type { FullResyncReason, FullResyncExplanation } from './resync-reason.js';
+
+// operations and translation
+export { Translator, isGeorepKey } from './translate.js';
+export { GEOREP_KEY_PREFIX, META_PREFIX, APPLY_MARKER_KEY, OUTBOX_KEY, FLUSH_KEY } from './ops.js';
+export type { Translated, TranslateWarning } from './translate.js';
+export type {
+  Tag,
+  ElementType,
+  ValueOp,
+  CounterOp,
+  ExpireOp,
+  ElementsOp,
+  FlushOp,
+  Op,
+  OpBatch,
+  Instruction,
+} from './ops.js';
+
+// transport
+export { encodeBatch, decodeBatch } from './batch-codec.js';
+export {
+  OpsStream,
+  PEER_CONSUMER_DEFAULTS,
+  opsStreamName,
+  opsSubject,
+  peerConsumerName,
+  opsMsgId,
+} from './ops-stream.js';
+export { PeerFeed } from './peer-feed.js';
+export {
+  BadBatchError,
+  OpsStreamError,
+  OpsPublishError,
+  OriginUnreachableError,
+  PeerConsumerMissingError,
+} from './transport-errors.js';
+export type {
+  OpsStreamOptions,
+  PeerConsumerOptions,
+  PublishedBatch,
+  PeerBacklog,
+} from './ops-stream.js';
+export type {
+  PeerFeedOptions,
+  FeedItem,
+  FeedBatch,
+  FeedRejected,
+  FeedLost,
+  FeedStalled,
+  FeedResumed,
+} from './peer-feed.js';
+export type { OpsStreamTarget } from './transport-errors.js';
