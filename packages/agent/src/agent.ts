@@ -33,6 +33,7 @@ import { connectNats } from './nats-connection.js';
 import { NodeSampler } from './node-sampler.js';
 import { parseMembershipRequest, parseProposal } from './api-requests.js';
 import { OperationRunner } from './operations.js';
+import { ReplicationPlane } from './replication-plane.js';
 import { SnapshotPlane } from './snapshot-plane.js';
 import { RegionTracker } from './region-tracker.js';
 import { AGENT_VERSION } from './version.js';
@@ -56,6 +57,8 @@ const API_VERBS = [
 
 /** How often the agent re-evaluates its view between heartbeats, to report changes promptly. */
 const VIEW_CHECK_MS = 200;
+/** How often replication is brought in line with the group document's membership. */
+const REPLICATION_RECONCILE_MS = 1000;
 /** At most one warning per subject per this many ms about dropped messages. */
 const BAD_MESSAGE_LOG_INTERVAL_MS = 10_000;
 
@@ -71,6 +74,7 @@ export class Agent {
   readonly plane: GroupPlane;
   readonly #runner: OperationRunner;
   readonly #snapshots: SnapshotPlane;
+  readonly replication: ReplicationPlane;
   readonly #peerAgents = new Map<string, string>();
   #nc: NatsConnection | null = null;
   #service: Service | null = null;
@@ -125,6 +129,11 @@ export class Agent {
       config,
       this.plane,
       () => this.report().regions.find((r) => r.name === config.region)?.nodes ?? [],
+    );
+    this.replication = new ReplicationPlane(config, this.plane, () =>
+      this.report()
+        .regions.find((r) => r.name === config.region)
+        ?.nodes.find((n) => n.up && n.role === 'primary'),
     );
     this.metrics = createMetrics(() => this.report(), {
       group: config.group,
@@ -183,8 +192,10 @@ export class Agent {
   /** The status report `georep status` shows, with each region's link state. */
   report(): StatusReport {
     const report = this.#tracker.report(this.config.region);
-    for (const region of report.regions)
+    for (const region of report.regions) {
       region.linkState = this.plane.document.region(region.name)?.linkState ?? null;
+      if (region.name === this.config.region) region.replication = this.replication.status();
+    }
     return report;
   }
 
@@ -219,6 +230,11 @@ export class Agent {
       this.#natsUp = true;
       this.plane.attach(nc);
       this.#snapshots.attach(nc);
+      this.replication.attach(nc);
+      this.#timers.push(
+        setInterval(() => void this.replication.reconcile(), REPLICATION_RECONCILE_MS),
+      );
+      void this.replication.reconcile();
       void this.#watchNats(nc);
       this.#subscription = nc.subscribe(this.subjects.allHeartbeats, {
         callback: (err, msg) => {
@@ -507,6 +523,7 @@ export class Agent {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
     await this.#runner.idle();
+    await this.replication.stop();
     this.plane.close();
     await this.#service?.stop().catch(() => undefined);
     this.#subscription?.unsubscribe();

@@ -92,3 +92,29 @@ export type {
   FeedResumed,
 } from './peer-feed.js';
 export type { OpsStreamTarget } from './transport-errors.js';
+
+// record and apply scripts
+export { recordBatch, readOutbox, RECORD_SCRIPT, RECORD_SCRIPT_SHA } from './record-script.js';
+export {
+  applyBatchOnce,
+  queueApply,
+  loadApplyScript,
+  parseApplyReply,
+  APPLY_SCRIPT,
+  APPLY_SCRIPT_SHA,
+} from './apply-script.js';
+export {
+  compareTags,
+  metaKey,
+  ReplicationScriptError,
+  OutboxFormatError,
+  ReplicationInputError,
+} from './meta.js';
+export type { RecordInput, OutboxEntry } from './record-script.js';
+export type { ApplyStats, OpKindCounts } from './apply-script.js';
+
+// pipeline: capture → record → publish, and apply
+export { CapturePipeline, GatedPositionStore, primaryClient } from './capture-pipeline.js';
+export { Applier, CaptureBehindError } from './applier.js';
+export type { CapturePipelineOptions, CaptureStats } from './capture-pipeline.js';
+export type { ApplierOptions, AppliedBatch } from './applier.js';

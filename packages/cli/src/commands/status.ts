@@ -22,7 +22,38 @@ export function renderStatus(report: StatusReport): string {
       'AGREE',
     ],
     rows,
-  )}`;
+  )}${renderReplication(report)}`;
+}
+
+/** An hour: a backlog forecast to fill the stream sooner than this is a warning. */
+const FORECAST_WARNING_SEC = 3600;
+
+/** The answering region's replication links, and warnings about backlogs about to overflow. */
+function renderReplication(report: StatusReport): string {
+  const self = report.regions.find((r) => r.name === report.answeredBy);
+  const rep = self?.replication;
+  if (rep === undefined) return '';
+  if (!rep.enabled) return `\nreplication of ${report.answeredBy}: off`;
+  const rows = rep.links.map((l) => [
+    l.peer,
+    l.lagMs === null ? '-' : `${l.lagMs} ms`,
+    String(l.appliedOps),
+    l.backlog === null ? '-' : `${l.backlog.messages} msgs / ${formatBytes(l.backlog.bytes)}`,
+    l.backlog?.growthBytesPerSec == null ? '-' : `${formatBytes(l.backlog.growthBytesPerSec)}/s`,
+    l.backlog?.fullInSec == null ? '-' : formatAge(l.backlog.fullInSec * 1000),
+    l.backlog?.lost === true ? 'LOST: resync needed' : (l.error ?? ''),
+  ]);
+  const warnings = rep.links
+    .filter((l) => l.backlog?.fullInSec != null && l.backlog.fullInSec < FORECAST_WARNING_SEC)
+    .map(
+      (l) =>
+        `warning: the backlog held for ${l.peer} reaches the stream limit (${formatBytes(l.backlog!.streamLimitBytes)}) in about ${formatAge(l.backlog!.fullInSec! * 1000)}; bring ${l.peer} back or force-unlink it`,
+    );
+  const capture = rep.capture === null ? 'not started' : `${rep.capture.ops} ops captured`;
+  return `\n\nreplication of ${report.answeredBy} (${rep.state}, ${capture})\n${renderTable(
+    ['PEER', 'LAG', 'APPLIED', 'BACKLOG HELD', 'GROWTH', 'FULL IN', 'PROBLEM'],
+    rows,
+  )}${warnings.map((w) => `\n${w}`).join('')}`;
 }
 
 function regionRow(region: RegionStatus): string[] {

@@ -1,0 +1,326 @@
+/**
+ * The data plane in the agent: active-active replication of this region with its linked peers.
+ *
+ * - This region's writes: {@link CapturePipeline} follows the primary, records each batch
+ *   (metadata and outbox, atomically) and publishes it on this region's operation stream. The
+ *   stream is placed in this region, with one durable consumer per linked peer.
+ * - The peers' writes: one feed per linked peer pulls from that peer's stream, as this region's
+ *   consumer, and an {@link Applier} applies each batch to the primary.
+ *
+ * Membership comes from the group document and is reconciled every second: a peer that becomes
+ * linked gets a consumer and a feed; a force-unlinked peer's consumer is deleted, which frees the
+ * backlog it held; a fenced or unlinked self stops capture and apply.
+ */
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import {
+  HybridLogicalClock,
+  decodeHlc,
+  makeLogger,
+  type AgentConfig,
+  type Logger,
+  type NodeSample,
+  type ReplicationLink,
+  type ReplicationStatus,
+} from '@georep/core';
+import {
+  Applier,
+  CapturePipeline,
+  FilePositionStore,
+  OpsStream,
+  PeerFeed,
+  encodeBatch,
+  primaryClient,
+  type OpBatch,
+  type PeerBacklog,
+} from '@georep/replication';
+import type { GroupPlane } from './group-plane.js';
+
+interface Feed {
+  peer: string;
+  feed: PeerFeed;
+  run: Promise<void>;
+  link: ReplicationLink;
+}
+
+/** See the module comment. */
+export class ReplicationPlane {
+  readonly #config: AgentConfig;
+  readonly #group: GroupPlane;
+  readonly #primary: () => NodeSample | undefined;
+  readonly #log: Logger;
+  readonly #clock: HybridLogicalClock;
+  #nc: NatsConnection | null = null;
+  #stream: OpsStream | null = null;
+  #capture: CapturePipeline | null = null;
+  readonly #feeds = new Map<string, Feed>();
+  readonly #consumers = new Set<string>();
+  #state: ReplicationStatus['state'] = 'off';
+  #reconciling = false;
+  #stopped = false;
+  #backlogs = new Map<string, ReplicationLink['backlog']>();
+  readonly #samples = new Map<string, Array<{ at: number; bytes: number }>>();
+
+  constructor(config: AgentConfig, group: GroupPlane, primary: () => NodeSample | undefined) {
+    this.#config = config;
+    this.#group = group;
+    this.#primary = primary;
+    this.#log = makeLogger('replication');
+    this.#clock = new HybridLogicalClock(config.region);
+  }
+
+  attach(nc: NatsConnection): void {
+    this.#nc = nc;
+  }
+
+  /** Brings consumers, capture and feeds in line with the group document. Called every second. */
+  async reconcile(): Promise<void> {
+    if (!this.#config.replication.enabled || this.#stopped || this.#reconciling) return;
+    const nc = this.#nc;
+    if (nc === null) return;
+    this.#reconciling = true;
+    try {
+      const self = this.#config.region;
+      const active = this.#group.linkState === 'linked' && !this.#group.fenced;
+      const peers = active
+        ? this.#group.document
+            .regions()
+            .filter((r) => r.name !== self && r.linkState === 'linked')
+            .map((r) => r.name)
+        : [];
+      if (this.#stream === null) {
+        if (!active) return;
+        this.#state = 'starting';
+        this.#stream = await OpsStream.ensure(await jetstreamManager(nc), {
+          group: this.#config.group,
+          region: self,
+          placementCluster: self,
+          maxBytes: this.#config.replication.streamMaxBytes,
+          // Longer than any agent restart: the outbox re-published at start must be recognised.
+          duplicateWindowMs: 10 * 60_000,
+        });
+      }
+      const stream = this.#stream;
+      // Consumers for peers first: with interest retention, a batch published while a peer has
+      // no consumer is not kept for it.
+      for (const peer of peers) {
+        if (!this.#consumers.has(peer)) {
+          await stream.ensurePeerConsumer(peer);
+          this.#consumers.add(peer);
+        }
+      }
+      for (const peer of [...this.#consumers]) {
+        if (!peers.includes(peer) && this.#gone(peer)) {
+          await stream.deletePeerConsumer(peer);
+          this.#consumers.delete(peer);
+          this.#log.warn({ peer }, 'peer removed from the group: its backlog is freed');
+        }
+      }
+      if (active && this.#capture === null) await this.#startCapture(stream);
+      if (!active && this.#capture !== null) {
+        this.#log.warn(
+          { linkState: this.#group.linkState },
+          'this region is not linked: capture stops',
+        );
+        await this.#capture.stop();
+        this.#capture = null;
+      }
+      for (const peer of peers) if (!this.#feeds.has(peer)) this.#startFeed(nc, peer);
+      for (const [peer, f] of this.#feeds) {
+        if (!peers.includes(peer)) {
+          await f.feed.stop();
+          await f.run.catch(() => undefined);
+          this.#feeds.delete(peer);
+        }
+      }
+      for (const peer of this.#consumers) {
+        try {
+          this.#backlogs.set(peer, this.#withForecast(peer, await stream.backlog(peer)));
+        } catch (err) {
+          this.#backlogs.set(peer, null);
+          this.#log.debug({ peer, err: (err as Error).message }, 'backlog unknown');
+        }
+      }
+      if (this.#capture !== null) this.#state = 'running';
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'replication not ready; retrying');
+    } finally {
+      this.#reconciling = false;
+    }
+  }
+
+  /**
+   * The backlog with its growth over the last minute and when the stream limit is reached at that
+   * rate: the warning an operator needs before a down peer's backlog is dropped.
+   */
+  #withForecast(peer: string, b: PeerBacklog): NonNullable<ReplicationLink['backlog']> {
+    const now = Date.now();
+    const samples = (this.#samples.get(peer) ?? []).filter((x) => now - x.at <= 60_000);
+    samples.push({ at: now, bytes: b.pendingBytes });
+    this.#samples.set(peer, samples);
+    const first = samples[0]!;
+    const spanSec = (now - first.at) / 1000;
+    const growth = spanSec >= 5 ? (b.pendingBytes - first.bytes) / spanSec : null;
+    const room = b.streamLimitBytes - b.streamBytes;
+    return {
+      messages: b.pendingMessages,
+      bytes: b.pendingBytes,
+      oldestAgeMs: b.oldestAgeMs,
+      lost: b.lost,
+      growthBytesPerSec: growth === null ? null : Math.round(growth),
+      fullInSec: growth !== null && growth > 0 ? Math.max(0, Math.round(room / growth)) : null,
+      streamLimitBytes: b.streamLimitBytes,
+    };
+  }
+
+  /** A peer whose consumer may be deleted: unlinked or force-unlinked (not merely linking). */
+  #gone(peer: string): boolean {
+    const state = this.#group.document.region(peer)?.linkState;
+    return state === undefined || state === 'unlinked' || state === 'force-unlinked';
+  }
+
+  async #startCapture(stream: OpsStream): Promise<void> {
+    const capture = new CapturePipeline({
+      region: this.#config.region,
+      node: () => this.#endpoint(),
+      config: this.#config.redis,
+      clock: this.#clock,
+      store: new FilePositionStore(join(this.#dataDir(), 'capture-position.json')),
+      spoolDir: this.#dataDir(),
+      maxBatchOps: this.#config.replication.maxBatchOps,
+      publish: async (batch: OpBatch) => {
+        await stream.publish(batch, encodeBatch(batch));
+      },
+      onWarning: (w) =>
+        this.#log.warn({ command: w.command, reason: w.reason }, 'replication.unsupported'),
+    });
+    await capture.start();
+    this.#capture = capture;
+    this.#log.info({}, 'capture started');
+  }
+
+  #startFeed(nc: NatsConnection, peer: string): void {
+    const capture = this.#capture;
+    if (capture === null) return;
+    const link: ReplicationLink = {
+      peer,
+      lagMs: null,
+      appliedBatches: 0,
+      appliedOps: 0,
+      lastAppliedAt: null,
+      backlog: null,
+      error: null,
+    };
+    const client = primaryClient(this.#endpoint(), this.#config.redis, `georep-apply-${peer}`);
+    const applier = new Applier({
+      client,
+      clock: this.#clock,
+      awaitRecorded: (offset) => capture.awaitRecorded(offset),
+    });
+    const feed = new PeerFeed({
+      nc,
+      group: this.#config.group,
+      origin: peer,
+      peer: this.#config.region,
+      logger: this.#log,
+    });
+    const run = (async () => {
+      await client.connect().catch(() => undefined);
+      for await (const item of feed) {
+        if (item.type === 'stalled') {
+          link.error = item.error.message;
+          continue;
+        }
+        if (item.type === 'lost') {
+          link.error = `operations ${item.fromSeq}-${item.toSeq} of ${peer} were dropped by its stream limit before this region got them; resync this region`;
+          this.#log.error({ peer, from: item.fromSeq, to: item.toSeq }, 'replication.backlog-lost');
+          continue;
+        }
+        if (item.type !== 'batch') continue;
+        for (;;) {
+          try {
+            const r = await applier.apply(item.batch);
+            await item.ack();
+            link.appliedBatches++;
+            link.appliedOps += r.ops;
+            link.lastAppliedAt = Date.now();
+            link.lagMs = lagOf(item.batch);
+            link.error = null;
+            break;
+          } catch (err) {
+            link.error = (err as Error).message;
+            this.#log.warn({ peer, err: link.error }, 'apply failed; retrying');
+            if (this.#stopped) return;
+            await new Promise((r) => setTimeout(r, 500));
+          }
+        }
+      }
+    })().finally(() => client.disconnect());
+    this.#feeds.set(peer, { peer, feed, run, link });
+  }
+
+  #endpoint(): { host: string; port: number } {
+    const p = this.#primary();
+    if (p !== undefined) return { host: p.host, port: p.port };
+    const first = this.#config.redis.nodes[0]!;
+    return { host: first.host, port: first.port };
+  }
+
+  #dataDir(): string {
+    return (
+      this.#config.dataDir ?? join(tmpdir(), 'georep', this.#config.group, this.#config.region)
+    );
+  }
+
+  status(): ReplicationStatus {
+    const links: ReplicationLink[] = [];
+    const peers = new Set([...this.#feeds.keys(), ...this.#consumers]);
+    for (const peer of [...peers].sort()) {
+      const f = this.#feeds.get(peer);
+      const base: ReplicationLink = f?.link ?? {
+        peer,
+        lagMs: null,
+        appliedBatches: 0,
+        appliedOps: 0,
+        lastAppliedAt: null,
+        backlog: null,
+        error: null,
+      };
+      links.push({ ...base, backlog: this.#backlogs.get(peer) ?? null });
+    }
+    const c = this.#capture?.stats;
+    return {
+      enabled: this.#config.replication.enabled,
+      state: this.#state,
+      capture:
+        c === undefined
+          ? null
+          : {
+              batches: c.batches,
+              ops: c.ops,
+              recordedOffset: c.recordedOffset,
+              warnings: c.warnings,
+            },
+      links,
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#state = 'stopped';
+    for (const f of this.#feeds.values()) await f.feed.stop();
+    for (const f of this.#feeds.values()) await f.run.catch(() => undefined);
+    this.#feeds.clear();
+    await this.#capture?.stop();
+  }
+}
+
+/** ms between the newest op of a batch (its HLC wall time) and now. */
+function lagOf(batch: OpBatch): number | null {
+  let max = '';
+  for (const op of batch.ops) if (op.tag > max) max = op.tag;
+  if (max === '') return null;
+  return Math.max(0, Date.now() - decodeHlc(max).ms);
+}

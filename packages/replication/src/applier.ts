@@ -1,0 +1,131 @@
+/**
+ * The receiving half of replication: applies one peer region's batches to this region's primary.
+ *
+ * Each batch goes through the race protocol of docs/replication-internals.md:
+ * 1. WATCH the batch's data keys;
+ * 2. read the primary's `master_repl_offset`;
+ * 3. wait until this region's capture has recorded the stream up to that offset, so the keys'
+ *    metadata knows every local write made before the WATCH;
+ * 4. MULTI + apply.lua + EXEC. A null EXEC means that an application wrote one of the keys
+ *    after step 1. The batch is then tried again.
+ *
+ * apply.lua is idempotent (strict tag comparisons, per-origin counter tags), so a batch that is
+ * redelivered after a crash changes nothing.
+ */
+import type { Redis } from 'ioredis';
+import { decodeHlc, makeLogger, type HybridLogicalClock, type Logger } from '@georep/core';
+import { parseInfo } from '@georep/redis';
+import { applyBatchOnce } from './apply-script.js';
+import { META_PREFIX, type OpBatch } from './ops.js';
+
+/** Options of {@link Applier}. */
+export interface ApplierOptions {
+  /** A dedicated connection to this region's primary (WATCH is per connection). */
+  client: Redis;
+  clock: HybridLogicalClock;
+  /** Resolves once this region's capture has recorded its stream up to `offset`. */
+  awaitRecorded: (offset: number) => Promise<void>;
+  /** Longest wait for capture before the attempt is given up and retried. Default 10 s. */
+  recordWaitMs?: number;
+  logger?: Logger;
+}
+
+/** Outcome of applying one batch. */
+export interface AppliedBatch {
+  /** EXEC aborted this many times because the application wrote a watched key. */
+  retries: number;
+  ops: number;
+}
+
+/** The capture of this region did not record up to the offset in time. */
+export class CaptureBehindError extends Error {
+  override name = 'CaptureBehindError';
+}
+
+/** Applies batches from one origin, one at a time. */
+export class Applier {
+  readonly #o: ApplierOptions;
+  readonly #log: Logger;
+
+  constructor(options: ApplierOptions) {
+    this.#o = options;
+    this.#log = options.logger ?? makeLogger('replication.apply');
+  }
+
+  /** Applies `batch` atomically. Throws when the primary or capture is unavailable. */
+  async apply(batch: OpBatch): Promise<AppliedBatch> {
+    this.#advanceClock(batch);
+    const client = this.#o.client;
+    const byDb = keysByDb(batch);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        for (const [db, keys] of byDb) {
+          await client.select(db);
+          if (keys.length > 0) await client.watch(...keys);
+        }
+        const info = parseInfo(await client.info('replication'));
+        const offset = Number(info.replication?.master_repl_offset ?? '0');
+        await withTimeout(
+          this.#o.awaitRecorded(offset),
+          this.#o.recordWaitMs ?? 10_000,
+          () => new CaptureBehindError(`capture has not recorded up to offset ${offset}`),
+        );
+        const stats = await applyBatchOnce(client, batch);
+        if (stats !== null) return { retries: attempt, ops: batch.ops.length };
+      } catch (err) {
+        await client.unwatch().catch(() => undefined);
+        throw err;
+      }
+      if (attempt > 0 && attempt % 50 === 0) {
+        this.#log.warn(
+          { origin: batch.origin, seq: batch.seq, attempt },
+          'keys keep changing under the apply; retrying',
+        );
+      }
+      // Let the conflicting local write reach capture before trying again.
+      await new Promise((r) => setTimeout(r, Math.min(attempt, 20)));
+    }
+  }
+
+  /** Receiving a tag advances this region's clock past it (HLC receive rule). */
+  #advanceClock(batch: OpBatch): void {
+    let max = '';
+    for (const op of batch.ops) if (op.tag > max) max = op.tag;
+    if (max === '') return;
+    try {
+      this.#o.clock.receive(decodeHlc(max));
+    } catch (err) {
+      // A remote clock far ahead is logged; the op still applies by its tag.
+      this.#log.warn({ err: (err as Error).message, origin: batch.origin }, 'clock drift');
+    }
+  }
+}
+
+/** Data keys of the batch per db (metadata keys are not watched: only apply writes them). */
+function keysByDb(batch: OpBatch): Map<number, Buffer[]> {
+  const out = new Map<number, Buffer[]>();
+  const meta = Buffer.from(META_PREFIX);
+  for (const op of batch.ops) {
+    if (op.kind === 'flush') continue;
+    let list = out.get(op.db);
+    if (list === undefined) out.set(op.db, (list = []));
+    const key = Buffer.from(op.key.buffer, op.key.byteOffset, op.key.byteLength);
+    if (!key.subarray(0, meta.length).equals(meta)) list.push(key);
+  }
+  if (out.size === 0) out.set(0, []);
+  return out;
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, error: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(error()), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

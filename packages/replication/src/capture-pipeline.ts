@@ -1,0 +1,341 @@
+/**
+ * The producing half of replication in one region: capture → translate → record → publish.
+ *
+ * Batches are recorded and published one at a time, in stream order. A batch is recorded by
+ * record.lua, which updates metadata and stores the batch in the outbox in one atomic step.
+ * The batch is then published with its sequence number as the JetStream message id. Only after
+ * that may capture's saved position move past its commands (see {@link GatedPositionStore}). At
+ * start the outbox is published again: JetStream drops it if it already has it. Then the
+ * commands up to the outbox's offset are skipped, because they were already recorded. A crash
+ * anywhere therefore neither loses a write nor records one twice.
+ *
+ * {@link awaitRecorded} is the other half of the capture/apply race protocol (see
+ * docs/replication-internals.md): the applier waits on it before it EXECs.
+ */
+import { Redis } from 'ioredis';
+import { nodeClientOptions } from '@georep/redis';
+import {
+  encodeHlc,
+  makeLogger,
+  type HybridLogicalClock,
+  type Logger,
+  type RedisConfig,
+} from '@georep/core';
+import { CaptureStream } from './capture.js';
+import type { CaptureEndpoint } from './capture-errors.js';
+import type { CaptureEvent } from './capture-events.js';
+import type { Instruction, OpBatch } from './ops.js';
+import type { Position, PositionStore } from './position-store.js';
+import { readOutbox, recordBatch } from './record-script.js';
+import { isGeorepKey, Translator, type TranslateWarning } from './translate.js';
+
+/**
+ * Wraps a {@link PositionStore} so that capture's saves only reach it for positions whose
+ * commands are recorded: capture saves what the consumer has *pulled*, which runs ahead.
+ */
+export class GatedPositionStore implements PositionStore {
+  readonly #inner: PositionStore;
+  #candidates: Position[] = [];
+
+  constructor(inner: PositionStore) {
+    this.#inner = inner;
+  }
+
+  load(): Position | null {
+    return this.#inner.load();
+  }
+
+  save(position: Position): void {
+    this.#candidates.push({ ...position });
+    if (this.#candidates.length > 1024) this.#candidates.splice(0, 512);
+  }
+
+  /** Persists the newest saved position at or before `offset` of `replid`. */
+  commit(offset: number): void {
+    let chosen: Position | undefined;
+    let keep = 0;
+    for (let i = 0; i < this.#candidates.length; i++) {
+      const c = this.#candidates[i]!;
+      if (c.offset <= offset) {
+        chosen = c;
+        keep = i + 1;
+      }
+    }
+    if (chosen === undefined) return;
+    this.#candidates = this.#candidates.slice(keep);
+    this.#inner.save(chosen);
+  }
+}
+
+/** Options of {@link CapturePipeline}. */
+export interface CapturePipelineOptions {
+  region: string;
+  /** The region's primary, or a function asked on every reconnect (switchovers). */
+  node: CaptureEndpoint | (() => CaptureEndpoint);
+  config: RedisConfig;
+  clock: HybridLogicalClock;
+  /** Where capture's position is kept (a FilePositionStore in the agent's data dir). */
+  store: PositionStore;
+  /** Stores one batch durably; resolves once stored (a duplicate counts as stored). */
+  publish: (batch: OpBatch) => Promise<void>;
+  /** Largest number of instructions per batch. Default 512. */
+  maxBatchOps?: number;
+  spoolDir?: string;
+  logger?: Logger;
+  /** Called for each command that cannot be replicated (SWAPDB, unknown commands). */
+  onWarning?: (warning: TranslateWarning) => void;
+}
+
+interface Entry {
+  instructions: Instruction[];
+  /** Stream offset after the command (-1 for snapshot keys). */
+  offset: number;
+}
+
+/** Counters for status and metrics. */
+export interface CaptureStats {
+  batches: number;
+  ops: number;
+  /** Stream offset up to which every command is recorded. */
+  recordedOffset: number;
+  lastBatchAt: number;
+  warnings: number;
+}
+
+/** Capture → translate → record → publish for one region. */
+export class CapturePipeline {
+  readonly #o: CapturePipelineOptions;
+  readonly #log: Logger;
+  readonly #gate: GatedPositionStore;
+  readonly #translator: Translator;
+  #client: Redis | undefined;
+  #capture: CaptureStream | undefined;
+  #pending: Entry[] = [];
+  #seq = 0;
+  #skipUntil = -1;
+  #flushing: Promise<void> | undefined;
+  #waiters: Array<{ offset: number; resolve: () => void }> = [];
+  #spaceWaiter: (() => void) | undefined;
+  #stopped = false;
+  #run: Promise<void> | undefined;
+  #poll: NodeJS.Timeout | undefined;
+  readonly stats: CaptureStats = {
+    batches: 0,
+    ops: 0,
+    recordedOffset: -1,
+    lastBatchAt: 0,
+    warnings: 0,
+  };
+
+  constructor(options: CapturePipelineOptions) {
+    this.#o = options;
+    this.#log = options.logger ?? makeLogger('replication.capture');
+    this.#gate = new GatedPositionStore(options.store);
+    this.#translator = new Translator(() => encodeHlc(options.clock.tick()));
+  }
+
+  /** Publishes the outbox left by a previous run, then starts capturing. */
+  async start(): Promise<void> {
+    const node = typeof this.#o.node === 'function' ? this.#o.node() : this.#o.node;
+    this.#client = primaryClient(node, this.#o.config, 'georep-capture');
+    await this.#client.connect();
+    const outbox = await readOutbox(this.#client);
+    if (outbox !== null) {
+      await this.#o.publish(outbox.batch);
+      this.#seq = outbox.seq;
+      this.#skipUntil = outbox.offset;
+      this.#gate.commit(outbox.offset);
+      this.#log.info({ seq: outbox.seq, offset: outbox.offset }, 'outbox re-published');
+    }
+    this.#capture = CaptureStream.start({
+      node: this.#o.node,
+      config: this.#o.config,
+      store: this.#gate,
+      ...(this.#o.spoolDir === undefined ? {} : { spoolDir: this.#o.spoolDir }),
+    });
+    // Pings and REPLCONF in the stream move capture's position without a command.
+    this.#poll = setInterval(() => this.#settle(), 5).unref();
+    this.#run = this.#loop();
+  }
+
+  /** Position capture has reached (what a restart resumes from lags behind this). */
+  get position(): Position | null {
+    return this.#capture?.position ?? null;
+  }
+
+  /**
+   * Resolves once every command of the primary's stream up to `offset` has been recorded.
+   * The applier calls it with the `master_repl_offset` it read after WATCH.
+   */
+  awaitRecorded(offset: number): Promise<void> {
+    if (this.#recordedThrough() >= offset) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push({ offset, resolve }));
+  }
+
+  /** Stops capture after the batch in flight; the saved position covers what was published. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#poll);
+    this.#spaceWaiter?.();
+    await this.#capture?.stop();
+    await this.#run?.catch(() => undefined);
+    await this.#flushing?.catch(() => undefined);
+    this.#client?.disconnect();
+  }
+
+  async #loop(): Promise<void> {
+    const capture = this.#capture!;
+    try {
+      for await (const ev of capture) {
+        this.#take(ev);
+        if (this.#pending.length > 0) this.#kick();
+        // Bounded memory: wait while a lot is pending.
+        while (!this.#stopped && this.#pending.length > 16 * this.#maxOps()) {
+          await new Promise<void>((resolve) => (this.#spaceWaiter = resolve));
+        }
+      }
+    } catch (err) {
+      if (!this.#stopped) this.#log.error({ err: (err as Error).message }, 'capture stopped');
+      throw err;
+    }
+  }
+
+  #take(ev: CaptureEvent): void {
+    switch (ev.type) {
+      case 'command': {
+        const t = this.#translator.feed(ev.db, ev.argv);
+        if (t.warning !== undefined) {
+          this.stats.warnings++;
+          this.#o.onWarning?.(t.warning);
+        }
+        const skip = ev.offset <= this.#skipUntil;
+        this.#pending.push({ instructions: skip ? [] : t.instructions, offset: ev.offset });
+        return;
+      }
+      case 'snapshot-start':
+        // A full resync: the dataset is the snapshot; every key in it is a write.
+        this.#skipUntil = -1;
+        this.#log.info({ reason: ev.reason, detail: ev.detail }, 'full sync of the primary');
+        return;
+      case 'snapshot-keys': {
+        const tick = () => encodeHlc(this.#o.clock.tick());
+        const instructions: Instruction[] = [];
+        for (const k of ev.keys) {
+          if (!isGeorepKey(k.key)) {
+            instructions.push({ kind: 'value', db: k.db, key: k.key, tag: tick() });
+          }
+        }
+        this.#pending.push({ instructions, offset: -1 });
+        return;
+      }
+      case 'snapshot-end':
+        this.#pending.push({ instructions: [], offset: ev.offset });
+        return;
+      case 'resumed':
+        this.#log.info({ offset: ev.offset, replid: ev.replid }, 'capture resumed');
+        return;
+      case 'disconnected':
+        this.#log.warn(
+          { err: ev.error.message, retryInMs: ev.retryInMs },
+          'capture link down; retrying',
+        );
+        return;
+    }
+  }
+
+  #maxOps(): number {
+    return this.#o.maxBatchOps ?? 512;
+  }
+
+  /** Starts the flusher unless it runs. */
+  #kick(): void {
+    if (this.#flushing !== undefined || this.#stopped) return;
+    this.#flushing = this.#flushAll()
+      .catch((err: unknown) => {
+        this.#log.error({ err: (err as Error).message }, 'recording or publishing failed');
+      })
+      .finally(() => {
+        this.#flushing = undefined;
+        if (this.#pending.length > 0 && !this.#stopped) {
+          // Retry after a pause when the last round failed; at once otherwise.
+          setTimeout(() => this.#kick(), 200).unref();
+        }
+      });
+  }
+
+  async #flushAll(): Promise<void> {
+    while (this.#pending.length > 0 && !this.#stopped) {
+      const take: Entry[] = [];
+      let count = 0;
+      while (this.#pending.length > 0) {
+        const next = this.#pending[0]!;
+        if (take.length > 0 && count + next.instructions.length > this.#maxOps()) break;
+        take.push(this.#pending.shift()!);
+        count += next.instructions.length;
+      }
+      const instructions = take.flatMap((e) => e.instructions);
+      const last = take.reduce((m, e) => Math.max(m, e.offset), -1);
+      if (instructions.length > 0) {
+        const seq = this.#seq + 1;
+        let batch: OpBatch;
+        try {
+          batch = await recordBatch(this.#client!, {
+            instructions,
+            seq,
+            origin: this.#o.region,
+            // Snapshot keys have no stream offset of their own.
+            offset: Math.max(last, 0),
+          });
+        } catch (err) {
+          this.#pending.unshift(...take);
+          throw err;
+        }
+        this.#seq = seq;
+        // Recorded: from here on, the outbox covers these commands even if the publish fails.
+        this.#skipUntil = Math.max(this.#skipUntil, last);
+        await this.#o.publish(batch);
+        this.stats.batches++;
+        this.stats.ops += batch.ops.length;
+        this.stats.lastBatchAt = Date.now();
+      }
+      if (last >= 0) {
+        this.stats.recordedOffset = Math.max(this.stats.recordedOffset, last);
+        this.#gate.commit(last);
+      }
+      this.#spaceWaiter?.();
+      this.#settle();
+    }
+  }
+
+  /** Everything up to this offset is recorded. */
+  #recordedThrough(): number {
+    if (this.#pending.length > 0 || this.#flushing !== undefined) return this.stats.recordedOffset;
+    // Nothing pending: everything capture handed over (its processed position) is recorded.
+    return Math.max(this.stats.recordedOffset, this.#capture?.position?.offset ?? -1);
+  }
+
+  #settle(): void {
+    if (this.#waiters.length === 0) return;
+    const through = this.#recordedThrough();
+    const ready = this.#waiters.filter((w) => w.offset <= through);
+    if (ready.length === 0) return;
+    this.#waiters = this.#waiters.filter((w) => w.offset > through);
+    for (const w of ready) w.resolve();
+  }
+}
+
+/** A command client for the region's primary, with its credentials and TLS. */
+export function primaryClient(
+  node: CaptureEndpoint,
+  config: RedisConfig,
+  connectionName: string,
+): Redis {
+  return new Redis({
+    ...nodeClientOptions({ id: `${node.host}:${node.port}`, ...node }, config, {
+      connectionName,
+      lazyConnect: true,
+    }),
+    // Record and apply scripts over large batches can take longer than a health probe.
+    commandTimeout: Math.max(config.commandTimeoutMs, 30_000),
+  });
+}

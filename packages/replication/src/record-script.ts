@@ -1,0 +1,342 @@
+/**
+ * record.lua: the capturing side of a batch. It runs on the region's own primary, once per batch,
+ * after the batch's commands: it reads what the operations need (DUMP, PEXPIRETIME, element
+ * values, observed tags and counter contributions), updates the keys' metadata, and stores the
+ * operations in `__georep:outbox`, all in one atomic step. See docs/replication-internals.md.
+ *
+ * The outbox holds `<seq>\n<offset>\n<payload>`, where the payload is record.lua's own reply:
+ * netstrings of `1`, the origin region, then the operations in the flat form of `meta.ts`.
+ * {@link recordBatch} and {@link readOutbox} rebuild the same {@link OpBatch} from it, so a
+ * batch re-published after a crash encodes to the same message.
+ */
+import type { Redis } from 'ioredis';
+import type { Instruction, OpBatch } from './ops.js';
+import {
+  LUA_HELPERS,
+  OutboxFormatError,
+  REGION_NAME,
+  ReplicationInputError,
+  ReplicationScriptError,
+  isNoScript,
+  opsFromItems,
+  parseNetstrings,
+  scriptSha,
+} from './meta.js';
+
+/** Format version of the outbox payload (the first netstring). */
+const PAYLOAD_VERSION = '1';
+
+/**
+ * Source of record.lua. ARGV: origin, seq, offset, then the instructions, one after another:
+ * `v db key tag`, `c db key tag delta`, `e db key tag`,
+ * `l db key tag type n member×n m member×m`, `f db tag`. Replies with the payload it stored.
+ */
+export const RECORD_SCRIPT: string =
+  LUA_HELPERS +
+  String.raw`
+local origin, seq, offset = ARGV[1], ARGV[2], ARGV[3]
+
+local out = {}
+local function emit(s)
+  out[#out + 1] = #s .. ':' .. s
+end
+emit('1')
+emit(origin)
+
+-- An expiry change by this region replaces every head it sees; prev, the newest of them, tells
+-- receivers which changes it replaced (a sequential change) and which it did not see
+-- (concurrent ones, where the longest expiry wins).
+local function record_expiry(db, key, tag, at, mk, t, e, d)
+  local heads = parse_heads(e)
+  local prev = d or ''
+  for _, h in pairs(heads) do
+    if is_live(h, t, prev) and lt(prev, h[1]) then prev = h[1] end
+  end
+  store_heads(mk, { [origin] = { tag, at } }, prev, t)
+  if not lt(t, prev) then prev = '' end
+  emit('e'); emit(fmt_int(db)); emit(key); emit(tag); emit(at); emit(prev)
+end
+
+local function record_value(db, key, tag)
+  local mk = META .. key
+  local fields = hgetall(mk)
+  local dump = redis.call('DUMP', key)
+  -- A whole-value write replaces every element and every expiry change before it.
+  local ob, drop = {}, { 'e', 'd', 'x' }
+  for f, v in pairs(fields) do
+    local p = string.sub(f, 1, 2)
+    if p == 'c:' then
+      ob[#ob + 1] = { string.sub(f, 3), v }
+    elseif p == 'f:' or p == 'r:' then
+      drop[#drop + 1] = f
+    end
+  end
+  hdel_all(mk, drop)
+  local pttl = '0'
+  if dump then
+    local pt = redis.call('PEXPIRETIME', key)
+    if pt > 0 then pttl = fmt_int(pt) end
+    redis.call('HSET', mk, 't', tag, 'e', tag .. '=' .. pttl)
+  else
+    dump = ''
+    redis.call('HSET', mk, 't', tag, 'x', '1')
+  end
+  table.sort(ob, function(a, b) return lt(a[1], b[1]) end)
+  emit('v'); emit(fmt_int(db)); emit(key); emit(tag); emit(dump); emit(pttl); emit(tostring(#ob))
+  for _, o in ipairs(ob) do emit(o[1]); emit(o[2]) end
+end
+
+-- Redis changes expiries on its own: a collection emptied and created again, or a counter
+-- created by INCRBY, has none. When the key's expiry no longer is what the metadata says,
+-- record that as an expiry change of this op's tag, so every region agrees with this one.
+local function reconcile_expiry(db, key, tag, mk)
+  local pt = redis.call('PEXPIRETIME', key)
+  if pt == -2 then return end
+  local actual = 0
+  if pt > 0 then actual = pt end
+  local m = redis.call('HMGET', mk, 't', 'e', 'd')
+  local t = m[1] or flush_tag(db)
+  if effective_at(parse_heads(m[2]), m[3] or '', t) ~= actual then
+    record_expiry(db, key, tag, fmt_int(actual), mk, t, m[2], m[3])
+  end
+end
+
+local function record_counter(db, key, tag, delta)
+  local mk = META .. key
+  local cf = 'c:' .. origin
+  local r = nil
+  if is_int(delta) then r = redis.pcall('HINCRBY', mk, cf, delta) end
+  -- Exact int64 sums in Redis; a float delta or contribution switches to HINCRBYFLOAT.
+  if r == nil or is_err(r) then redis.call('HINCRBYFLOAT', mk, cf, delta) end
+  redis.call('HSET', mk, 'C:' .. origin, tag)
+  emit('c'); emit(fmt_int(db)); emit(key); emit(tag); emit(redis.call('HGET', mk, cf))
+  reconcile_expiry(db, key, tag, mk)
+end
+
+local function record_expire(db, key, tag)
+  local pt = redis.call('PEXPIRETIME', key)
+  -- EXPIRE with a time in the past deletes the key: that is a delete.
+  if pt == -2 then return record_value(db, key, tag) end
+  local mk = META .. key
+  local m = redis.call('HMGET', mk, 't', 'e', 'd')
+  local at = '0'
+  if pt > 0 then at = fmt_int(pt) end
+  record_expiry(db, key, tag, at, mk, m[1] or flush_tag(db), m[2], m[3])
+end
+
+local function record_elements(db, key, tag, typ, adds, rems)
+  local mk = META .. key
+  local ktype = redis.call('TYPE', key).ok
+  local t = redis.call('HGET', mk, 't') or flush_tag(db)
+  local add_out, rem_out = {}, {}
+  for _, m in ipairs(adds) do
+    -- A member a later command of the batch removed again is not shipped: its remove is.
+    local v = false
+    if ktype == typ then v = member_value(key, typ, m) end
+    if v then
+      redis.call('HSET', mk, 'f:' .. m, tag)
+      add_out[#add_out + 1] = m
+      add_out[#add_out + 1] = v
+    end
+  end
+  for _, m in ipairs(rems) do
+    -- The remove observed the member's latest add, or the base write it came with.
+    local o = redis.call('HGET', mk, 'f:' .. m) or t
+    if o ~= '' then
+      local r = redis.call('HGET', mk, 'r:' .. m) or ''
+      if lt(r, o) then redis.call('HSET', mk, 'r:' .. m, o) end
+    end
+    redis.call('HDEL', mk, 'f:' .. m)
+    rem_out[#rem_out + 1] = m
+    rem_out[#rem_out + 1] = o
+  end
+  emit('l'); emit(fmt_int(db)); emit(key); emit(tag); emit(typ)
+  emit(tostring(#add_out / 2))
+  for _, s in ipairs(add_out) do emit(s) end
+  emit(tostring(#rem_out / 2))
+  for _, s in ipairs(rem_out) do emit(s) end
+  reconcile_expiry(db, key, tag, mk)
+end
+
+local function record_flush(db, tag)
+  if db >= 0 then
+    redis.call('SELECT', db)
+    redis.call('SET', FLUSH_KEY, tag)
+    flush_tags[db] = tag
+  else
+    local d = 0
+    while not is_err(redis.pcall('SELECT', d)) do
+      redis.call('SET', FLUSH_KEY, tag)
+      flush_tags[d] = tag
+      d = d + 1
+    end
+  end
+  emit('f'); emit(fmt_int(db)); emit(tag)
+end
+
+local i = 4
+local function arg()
+  local v = ARGV[i]
+  i = i + 1
+  return v
+end
+
+while i <= #ARGV do
+  local kind = arg()
+  if kind == 'f' then
+    local db = tonumber(arg())
+    record_flush(db, arg())
+  else
+    local db = tonumber(arg())
+    local key, tag = arg(), arg()
+    redis.call('SELECT', db)
+    if kind == 'v' then
+      record_value(db, key, tag)
+    elseif kind == 'c' then
+      record_counter(db, key, tag, arg())
+    elseif kind == 'e' then
+      record_expire(db, key, tag)
+    elseif kind == 'l' then
+      local typ = arg()
+      local adds, rems = {}, {}
+      for j = 1, tonumber(arg()) do adds[j] = arg() end
+      for j = 1, tonumber(arg()) do rems[j] = arg() end
+      record_elements(db, key, tag, typ, adds, rems)
+    else
+      return redis.error_reply('unknown instruction kind ' .. tostring(kind))
+    end
+  end
+end
+
+local payload = table.concat(out)
+redis.call('SELECT', 0)
+redis.call('SET', OUTBOX_KEY, seq .. '\n' .. offset .. '\n' .. payload)
+return payload
+`;
+
+/** SHA1 of {@link RECORD_SCRIPT}. */
+export const RECORD_SCRIPT_SHA: string = scriptSha(RECORD_SCRIPT);
+
+/** What {@link recordBatch} records. */
+export interface RecordInput {
+  /** This region: the origin of the batch, and the `c:<region>` counter field it updates. */
+  origin: string;
+  /** The batch sequence number (the message id on the region's stream). */
+  seq: number;
+  /** Stream offset of the batch's last command; kept in the outbox for restart. */
+  offset: number;
+  /** One per key touched, in command order, each with its new tag from this region's clock. */
+  instructions: readonly Instruction[];
+}
+
+/** The last recorded batch, as {@link readOutbox} finds it. */
+export interface OutboxEntry {
+  seq: number;
+  offset: number;
+  batch: OpBatch;
+}
+
+const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+
+function instructionArgs(ins: Instruction): Array<string | Buffer> {
+  switch (ins.kind) {
+    case 'value':
+    case 'expire':
+      return [ins.kind === 'value' ? 'v' : 'e', String(ins.db), asBuffer(ins.key), ins.tag];
+    case 'counter':
+      return ['c', String(ins.db), asBuffer(ins.key), ins.tag, ins.delta];
+    case 'elements':
+      return [
+        'l',
+        String(ins.db),
+        asBuffer(ins.key),
+        ins.tag,
+        ins.type,
+        String(ins.add.length),
+        ...ins.add.map(asBuffer),
+        String(ins.rem.length),
+        ...ins.rem.map(asBuffer),
+      ];
+    case 'flush':
+      return ['f', String(ins.db), ins.tag];
+  }
+}
+
+/** Runs a script by SHA, sending the source once when the server does not have it cached. */
+async function evalScript(
+  client: Redis,
+  name: string,
+  lua: string,
+  sha: string,
+  args: Array<string | Buffer>,
+): Promise<unknown> {
+  try {
+    try {
+      return await client.callBuffer('EVALSHA', sha, 0, ...args);
+    } catch (err) {
+      if (!isNoScript(err)) throw err;
+      return await client.callBuffer('EVAL', lua, 0, ...args);
+    }
+  } catch (err) {
+    throw new ReplicationScriptError('replication.script-failed', name, String(err), {
+      cause: err,
+    });
+  }
+}
+
+function batchFromPayload(payload: Buffer, seq: number, bad: () => OutboxFormatError): OpBatch {
+  const items = parseNetstrings(payload, bad);
+  if (items[0]?.toString('latin1') !== PAYLOAD_VERSION || items[1] === undefined) throw bad();
+  return { v: 1, origin: items[1].toString('latin1'), seq, ops: opsFromItems(items, 2, bad) };
+}
+
+/**
+ * Records one batch: runs record.lua for `instructions` and returns the operations to publish.
+ * The metadata updates and the outbox write are one atomic step in Redis, so a crash leaves
+ * either both or neither. Run it on the region's primary, after the batch's commands executed.
+ *
+ * @example
+ * const batch = await recordBatch(primary, { origin: 'eu', seq: 42, offset, instructions });
+ * await publish(encode(batch), { msgID: `eu:${batch.seq}` });
+ */
+export async function recordBatch(client: Redis, input: RecordInput): Promise<OpBatch> {
+  const { origin, seq, offset } = input;
+  if (!REGION_NAME.test(origin)) {
+    throw new ReplicationInputError(`region name "${origin}" is not [a-z0-9-]+`);
+  }
+  if (!Number.isSafeInteger(seq) || seq < 0 || !Number.isSafeInteger(offset) || offset < 0) {
+    throw new ReplicationInputError(`seq ${seq} and offset ${offset} must be integers >= 0`);
+  }
+  const args: Array<string | Buffer> = [origin, String(seq), String(offset)];
+  for (const ins of input.instructions) args.push(...instructionArgs(ins));
+  const reply = await evalScript(client, 'record', RECORD_SCRIPT, RECORD_SCRIPT_SHA, args);
+  const bad = () =>
+    new ReplicationScriptError('replication.bad-script-reply', 'record', 'malformed reply');
+  if (!Buffer.isBuffer(reply)) throw bad();
+  return batchFromPayload(reply, seq, () => new OutboxFormatError('malformed reply'));
+}
+
+const READ_OUTBOX = String.raw`
+redis.call('SELECT', 0)
+return redis.call('GET', '__georep:outbox')
+`;
+
+/**
+ * The last batch record.lua stored, or null when there is none. At start the agent publishes it
+ * again (JetStream drops it if it was stored) and resumes capture after `offset`. Throws
+ * {@link OutboxFormatError} when the key holds something else.
+ */
+export async function readOutbox(client: Redis): Promise<OutboxEntry | null> {
+  const raw: unknown = await client.callBuffer('EVAL', READ_OUTBOX, 0);
+  if (raw === null) return null;
+  if (!Buffer.isBuffer(raw)) throw new OutboxFormatError('not a string');
+  const nl1 = raw.indexOf(0x0a);
+  const nl2 = nl1 < 0 ? -1 : raw.indexOf(0x0a, nl1 + 1);
+  const seq = Number(raw.toString('latin1', 0, Math.max(nl1, 0)));
+  const offset = Number(raw.toString('latin1', nl1 + 1, Math.max(nl2, 0)));
+  if (nl2 < 0 || !Number.isSafeInteger(seq) || !Number.isSafeInteger(offset)) {
+    throw new OutboxFormatError('expected <seq>\\n<offset>\\n<payload>');
+  }
+  const bad = () => new OutboxFormatError('malformed payload');
+  return { seq, offset, batch: batchFromPayload(raw.subarray(nl2 + 1), seq, bad) };
+}

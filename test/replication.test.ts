@@ -1,0 +1,150 @@
+/**
+ * Active-active replication end to end: three regions of real servers with their agents, plain
+ * ioredis clients writing to each region's primary, and checks that every region ends with the
+ * same data.
+ */
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StatusReport } from '@georep/core';
+import {
+  planGroup,
+  startGroup,
+  tempDir,
+  waitFor,
+  type GroupPlan,
+  type LocalGroup,
+} from '@georep/testkit';
+import { agentCommand, georep } from './helpers.js';
+import { diffDatasets, readDataset, readKey } from './replication-helpers.js';
+
+const REGIONS = ['eu-west', 'us-east', 'ap-south'] as const;
+
+describe('active-active replication across three regions', () => {
+  let plan: GroupPlan;
+  let group: LocalGroup;
+  const clients = new Map<string, Redis>();
+  const dir = tempDir('replication');
+  const client = (region: string) => clients.get(region)!;
+  const nats = (region: string) =>
+    `nats://127.0.0.1:${plan.regions.find((r) => r.name === region)!.nats.port}`;
+  const status = async (region: string): Promise<StatusReport> => {
+    const run = await georep([
+      '--nats',
+      nats(region),
+      '--group',
+      'rep',
+      'status',
+      '--region',
+      region,
+      '--json',
+    ]);
+    if (run.code !== 0) throw new Error(`georep status: ${run.stderr}`);
+    return JSON.parse(run.stdout) as StatusReport;
+  };
+  const replicationOf = async (region: string) =>
+    (await status(region)).regions.find((r) => r.name === region)?.replication;
+
+  /** Waits until every region holds the same dataset; returns it. */
+  async function converged(what: string, timeoutMs = 60_000) {
+    let last: string[] = [];
+    await waitFor(
+      async () => {
+        const sets = await Promise.all(REGIONS.map((r) => readDataset(client(r))));
+        last = [...diffDatasets(sets[0]!, sets[1]!), ...diffDatasets(sets[0]!, sets[2]!)];
+        return last.length === 0;
+      },
+      (ok) => ok,
+      { timeoutMs, intervalMs: 250, what: `${what} (differences: ${last.slice(0, 5).join('; ')})` },
+    );
+    return readDataset(client('eu-west'));
+  }
+
+  beforeAll(async () => {
+    plan = await planGroup({
+      group: 'rep',
+      dir: join(dir, 'group'),
+      regions: [...REGIONS],
+      replicas: 0,
+      ports: 'free',
+      health: { intervalMs: 500, downAfterMs: 2000 },
+    });
+    group = await startGroup(plan, { agentCommand, readyTimeoutMs: 30_000 });
+    for (const r of plan.regions) {
+      const node = r.nodes[0]!;
+      clients.set(r.name, new Redis(node.port, node.host));
+    }
+    // Replication is running once every region publishes a capture status.
+    await waitFor(
+      async () => Promise.all(REGIONS.map(replicationOf)),
+      (all) => all.every((s) => s?.state === 'running' && s.links.length === 2),
+      { timeoutMs: 30_000, intervalMs: 250, what: 'replication running in every region' },
+    );
+  });
+
+  afterAll(async () => {
+    for (const c of clients.values()) c.disconnect();
+    await group?.stop();
+  });
+
+  it('writes - plain clients write to any region; every type appears in the others', async () => {
+    const eu = client('eu-west');
+    await eu.set('greeting', 'hello', 'EX', 300);
+    await eu.hset('user:1', { name: 'ann', city: 'Lisbon' });
+    await eu.sadd('tags', 'a', 'b', 'c');
+    await eu.zadd('board', 10, 'ann', 20, 'bob');
+    await eu.rpush('queue', 'j1', 'j2');
+    await eu.incrby('hits', 7);
+    await client('us-east').set('from-us', 'x');
+    await client('ap-south').hset('user:1', 'tier', 'gold');
+    const data = await converged('writes reach every region');
+    expect(data.get('greeting')).toMatchObject({ type: 'string', value: 'hello' });
+    expect(data.get('greeting')!.pttl).toBeGreaterThan(290_000);
+    expect(data.get('user:1')?.value).toEqual([
+      ['city', 'Lisbon'],
+      ['name', 'ann'],
+      ['tier', 'gold'],
+    ]);
+    expect(data.get('tags')?.value).toEqual(['a', 'b', 'c']);
+    expect(data.get('board')?.value).toEqual(['ann', '10', 'bob', '20']);
+    expect(data.get('queue')?.value).toEqual(['j1', 'j2']);
+    expect(data.get('hits')?.value).toBe('7');
+    expect(data.get('from-us')?.value).toBe('x');
+
+    await client('us-east').del('greeting');
+    await client('ap-south').srem('tags', 'b');
+    await converged('a delete and a remove reach every region');
+    expect(await readKey(eu, 'greeting')).toBeNull();
+    expect(await eu.smembers('tags')).toEqual(expect.arrayContaining(['a', 'c']));
+    expect(await eu.scard('tags')).toBe(2);
+  });
+
+  it('counters - concurrent increments in every region add up', async () => {
+    const perRegion = 400;
+    await Promise.all(
+      REGIONS.map(async (r, i) => {
+        const c = client(r);
+        for (let n = 0; n < perRegion; n++) await c.incrby('counter:shared', i + 1);
+      }),
+    );
+    await converged('counter increments reach every region');
+    const expected = String(perRegion * (1 + 2 + 3));
+    for (const r of REGIONS) expect(await client(r).get('counter:shared')).toBe(expected);
+  });
+
+  it('no echo - a write made in one region is applied once in each other region', async () => {
+    const before = await Promise.all(REGIONS.map(replicationOf));
+    await client('eu-west').set('echo:probe', 'once');
+    await converged('the probe reaches every region');
+    // Give an echo time to happen, then check that us-east and ap-south recorded nothing of
+    // their own and that eu-west applied nothing back.
+    await new Promise((r) => setTimeout(r, 1500));
+    const after = await Promise.all(REGIONS.map(replicationOf));
+    expect(after[0]!.capture!.ops - before[0]!.capture!.ops).toBe(1);
+    expect(after[1]!.capture!.ops).toBe(before[1]!.capture!.ops);
+    expect(after[2]!.capture!.ops).toBe(before[2]!.capture!.ops);
+    const appliedAtEu = (s: (typeof before)[0]) =>
+      s!.links.reduce((sum, l) => sum + l.appliedOps, 0);
+    expect(appliedAtEu(after[0])).toBe(appliedAtEu(before[0]));
+  });
+});
