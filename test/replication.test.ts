@@ -4,6 +4,8 @@
  * same data.
  */
 import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StatusReport } from '@georep/core';
@@ -146,5 +148,64 @@ describe('active-active replication across three regions', () => {
     const appliedAtEu = (s: (typeof before)[0]) =>
       s!.links.reduce((sum, l) => sum + l.appliedOps, 0);
     expect(appliedAtEu(after[0])).toBe(appliedAtEu(before[0]));
+  });
+
+  it('force-unlink - a region that is gone stops holding back the survivors; its backlog is freed', async () => {
+    client('ap-south').disconnect();
+    await group.killRegion('ap-south');
+    const eu = client('eu-west');
+    for (let i = 0; i < 50; i++) await eu.set(`while-ap-down:${i}`, 'v'.repeat(100));
+    const held = await waitFor(
+      async () =>
+        (await replicationOf('eu-west'))?.links.find((l) => l.peer === 'ap-south')?.backlog,
+      (b) => b != null && b.messages > 0,
+      { timeoutMs: 15_000, intervalMs: 250, what: 'eu-west holds a backlog for ap-south' },
+    );
+    expect(held!.bytes).toBeGreaterThan(0);
+    await waitFor(
+      async () => (await status('eu-west')).regions.find((r) => r.name === 'ap-south')?.state,
+      (s) => s === 'down',
+      { timeoutMs: 15_000, intervalMs: 250, what: 'ap-south down' },
+    );
+    const forced = await georep([
+      '--nats',
+      nats('eu-west'),
+      '--group',
+      'rep',
+      'unlink',
+      'ap-south',
+      '--force',
+      '--yes',
+      '--reason',
+      'region lost',
+    ]);
+    expect(forced.code, forced.stderr).toBe(0);
+    // The survivors delete ap-south's consumers: with interest retention the stream keeps only
+    // what us-east has not acknowledged, which drains to nothing.
+    const links = await waitFor(
+      async () => (await replicationOf('eu-west'))?.links,
+      (l) => l !== undefined && l.map((x) => x.peer).join() === 'us-east',
+      { timeoutMs: 15_000, intervalMs: 250, what: 'eu-west drops its link to ap-south' },
+    );
+    expect(links![0]!.backlog?.messages ?? 0).toBe(0);
+    const nc = await connect({ servers: nats('eu-west') });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const info = await waitFor(
+        () => jsm.streams.info('GEOREP_OPS_rep_eu-west'),
+        (i) => i.state.messages === 0,
+        { timeoutMs: 15_000, intervalMs: 250, what: "eu-west's stream freed" },
+      );
+      expect(info.state.bytes).toBe(0);
+    } finally {
+      await nc.close();
+    }
+    // Replication between the survivors goes on.
+    await eu.set('after-unlink', 'yes');
+    await waitFor(
+      () => client('us-east').get('after-unlink'),
+      (v) => v === 'yes',
+      { timeoutMs: 10_000, intervalMs: 100, what: 'us-east still receives eu-west writes' },
+    );
   });
 });

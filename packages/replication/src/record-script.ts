@@ -36,12 +36,20 @@ export const RECORD_SCRIPT: string =
   String.raw`
 local origin, seq, offset = ARGV[1], ARGV[2], ARGV[3]
 
+local function ns(s)
+  return #s .. ':' .. s
+end
+
 local out = {}
 local function emit(s)
-  out[#out + 1] = #s .. ':' .. s
+  out[#out + 1] = ns(s)
 end
 emit('1')
 emit(origin)
+
+-- The DUMPs show the keys as the whole batch left them, so the counter contributions a value
+-- observed are read at the end of the batch too (a later INCRBY of the batch is in the DUMP).
+local observed = {}
 
 -- An expiry change by this region replaces every head it sees; prev, the newest of them, tells
 -- receivers which changes it replaced (a sequential change) and which it did not see
@@ -62,14 +70,10 @@ local function record_value(db, key, tag)
   local fields = hgetall(mk)
   local dump = redis.call('DUMP', key)
   -- A whole-value write replaces every element and every expiry change before it.
-  local ob, drop = {}, { 'e', 'd', 'x' }
-  for f, v in pairs(fields) do
+  local drop = { 'e', 'd', 'x' }
+  for f in pairs(fields) do
     local p = string.sub(f, 1, 2)
-    if p == 'c:' then
-      ob[#ob + 1] = { string.sub(f, 3), v }
-    elseif p == 'f:' or p == 'r:' then
-      drop[#drop + 1] = f
-    end
+    if p == 'f:' or p == 'r:' then drop[#drop + 1] = f end
   end
   hdel_all(mk, drop)
   local pttl = '0'
@@ -81,9 +85,27 @@ local function record_value(db, key, tag)
     dump = ''
     redis.call('HSET', mk, 't', tag, 'x', '1')
   end
-  table.sort(ob, function(a, b) return lt(a[1], b[1]) end)
-  emit('v'); emit(fmt_int(db)); emit(key); emit(tag); emit(dump); emit(pttl); emit(tostring(#ob))
-  for _, o in ipairs(ob) do emit(o[1]); emit(o[2]) end
+  emit('v'); emit(fmt_int(db)); emit(key); emit(tag); emit(dump); emit(pttl)
+  out[#out + 1] = ''
+  observed[#observed + 1] = { #out, db, key }
+end
+
+-- Fills in ob (n, then region and contribution n times) of the value operations.
+local function fill_observed()
+  for _, o in ipairs(observed) do
+    redis.call('SELECT', o[2])
+    local ob = {}
+    for f, v in pairs(hgetall(META .. o[3])) do
+      if string.sub(f, 1, 2) == 'c:' then ob[#ob + 1] = { string.sub(f, 3), v } end
+    end
+    table.sort(ob, function(a, b) return lt(a[1], b[1]) end)
+    local s = { ns(tostring(#ob)) }
+    for _, c in ipairs(ob) do
+      s[#s + 1] = ns(c[1])
+      s[#s + 1] = ns(c[2])
+    end
+    out[o[1]] = table.concat(s)
+  end
 end
 
 -- Redis changes expiries on its own: a collection emptied and created again, or a counter
@@ -208,6 +230,7 @@ while i <= #ARGV do
   end
 end
 
+fill_observed()
 local payload = table.concat(out)
 redis.call('SELECT', 0)
 redis.call('SET', OUTBOX_KEY, seq .. '\n' .. offset .. '\n' .. payload)
