@@ -134,6 +134,15 @@ describe('active-active replication across three regions', () => {
     for (const r of REGIONS) expect(await client(r).get('counter:shared')).toBe(expected);
   });
 
+  it('metrics - /metrics reports applied operations and backlog per peer', async () => {
+    const port = plan.regions.find((r) => r.name === 'eu-west')!.agent.httpPort;
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const applied = /georep_replication_applied_ops\{[^}]*peer="us-east"[^}]*\} (\d+)/.exec(text);
+    expect(Number(applied?.[1])).toBeGreaterThan(0);
+    expect(text).toMatch(/georep_replication_backlog_messages\{[^}]*peer="ap-south"[^}]*\} \d+/);
+    expect(text).toMatch(/georep_replication_captured_ops\{[^}]*\} [1-9]/);
+  });
+
   it('no echo - a write made in one region is applied once in each other region', async () => {
     const before = await Promise.all(REGIONS.map(replicationOf));
     await client('eu-west').set('echo:probe', 'once');

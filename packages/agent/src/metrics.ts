@@ -70,9 +70,62 @@ export function createMetrics(
     registers: [registry],
   });
 
+  const gauge = (name: string, help: string, labelNames: string[]) =>
+    new Gauge({ name, help, labelNames, registers: [registry] });
+  const replLag = gauge(
+    'georep_replication_lag_seconds',
+    'Time from a peer write (its clock time) to its apply in this region, last batch',
+    ['peer'],
+  );
+  const replApplied = gauge(
+    'georep_replication_applied_ops',
+    'Operations from the peer applied in this region since the agent started',
+    ['peer'],
+  );
+  const backlogMessages = gauge(
+    'georep_replication_backlog_messages',
+    "Batches this region's stream holds for the peer (not acknowledged by it)",
+    ['peer'],
+  );
+  const backlogBytes = gauge(
+    'georep_replication_backlog_bytes',
+    "Bytes this region's stream holds for the peer (estimate)",
+    ['peer'],
+  );
+  const backlogFullIn = gauge(
+    'georep_replication_backlog_full_in_seconds',
+    'Seconds until the stream limit is reached at the backlog growth of the last minute',
+    ['peer'],
+  );
+  const backlogLost = gauge(
+    'georep_replication_backlog_lost',
+    'Whether the stream limit dropped operations the peer had not received (1: resync needed)',
+    ['peer'],
+  );
+  const captured = gauge(
+    'georep_replication_captured_ops',
+    "Operations captured from this region's primary since the agent started",
+    [],
+  );
+
   /** Refreshes every gauge from one report, so a scrape is consistent with itself. */
   const refresh = () => {
-    for (const g of [regionState, heartbeatAge, nodeUp, nodePing, nodeLag, nodeMemory, nodeOps])
+    for (const g of [
+      regionState,
+      heartbeatAge,
+      nodeUp,
+      nodePing,
+      nodeLag,
+      nodeMemory,
+      nodeOps,
+      replLag,
+      replApplied,
+      backlogMessages,
+      backlogBytes,
+      backlogFullIn,
+      backlogLost,
+      captured,
+    ])
       g.reset();
     for (const region of report().regions) {
       regionState.set({ region: region.name }, STATE_VALUE[region.state]);
@@ -85,6 +138,20 @@ export function createMetrics(
         if (node.lagBytes !== undefined) nodeLag.set(l, node.lagBytes);
         if (node.usedMemoryBytes !== undefined) nodeMemory.set(l, node.usedMemoryBytes);
         if (node.opsPerSec !== undefined) nodeOps.set(l, node.opsPerSec);
+      }
+      const rep = region.replication;
+      if (rep === undefined) continue;
+      if (rep.capture !== null) captured.set(rep.capture.ops);
+      for (const link of rep.links) {
+        const l = { peer: link.peer };
+        if (link.lagMs !== null) replLag.set(l, link.lagMs / 1000);
+        replApplied.set(l, link.appliedOps);
+        if (link.backlog !== null) {
+          backlogMessages.set(l, link.backlog.messages);
+          backlogBytes.set(l, link.backlog.bytes);
+          backlogLost.set(l, link.backlog.lost ? 1 : 0);
+          if (link.backlog.fullInSec !== null) backlogFullIn.set(l, link.backlog.fullInSec);
+        }
       }
     }
   };

@@ -40,20 +40,25 @@ local function apply_value(db, key, T, dump, pttl, ob)
   if not lt(t, T) then return false end
   local ktype = redis.call('TYPE', key).ok
 
-  -- Elements added after T (concurrently with this write) survive it: read them first. Drop the
-  -- element tags T replaces, and the removes that observed only what T replaces.
+  -- Elements added after T (concurrently with this write) survive it: read them first, from the
+  -- key or from p: (elements waiting for the key to have their type). Drop the element tags T
+  -- replaces, and the removes that observed only what T replaces.
   local saved, removed, obsolete = {}, {}, {}
   for f, v in pairs(fields) do
     local p = string.sub(f, 1, 2)
     if p == 'f:' then
+      local m = string.sub(f, 3)
       if lt(T, v) then
-        if is_collection(ktype) then
-          local m = string.sub(f, 3)
+        local pending = fields['p:' .. m]
+        if pending then
+          saved[#saved + 1] = { m, string.sub(pending, 2), TYPE_OF[string.sub(pending, 1, 1)] }
+        elseif is_collection(ktype) then
           local val = member_value(key, ktype, m)
-          if val then saved[#saved + 1] = { m, val } end
+          if val then saved[#saved + 1] = { m, val, ktype } end
         end
       else
         obsolete[#obsolete + 1] = f
+        if fields['p:' .. m] then obsolete[#obsolete + 1] = 'p:' .. m end
       end
     elseif p == 'r:' then
       if lt(v, T) then obsolete[#obsolete + 1] = f else removed[#removed + 1] = string.sub(f, 3) end
@@ -100,8 +105,16 @@ local function apply_value(db, key, T, dump, pttl, ob)
       if not keep[m] then remove_member(key, ntype, m) end
     end
   end
-  if #saved > 0 and (ntype == ktype or ntype == 'none') then
-    for _, s in ipairs(saved) do write_member(key, ktype, s[1], s[2]) end
+  -- The saved elements go back into the key when it has their type (or is gone); otherwise they
+  -- wait in p: for a later write that gives it their type.
+  for _, s in ipairs(saved) do
+    if ntype == 'none' or ntype == s[3] then
+      write_member(key, s[3], s[1], s[2])
+      ntype = s[3]
+      redis.call('HDEL', mk, 'p:' .. s[1])
+    else
+      redis.call('HSET', mk, 'p:' .. s[1], CHAR_OF[s[3]] .. s[2])
+    end
   end
 
   local heads, dead = parse_heads(fields['e']), fields['d'] or ''
@@ -168,8 +181,9 @@ local function apply_elements(db, key, T, typ, adds, rems)
   local t = redis.call('HGET', mk, 't') or flush_tag(db)
   if not lt(t, T) then return false end
   local ktype = redis.call('TYPE', key).ok
-  -- A key of another type keeps its value (the base write decides the type); the element tags
-  -- are still kept, so the outcome does not depend on the order of arrival.
+  -- A key of another type keeps its value (the last whole-value write decides the type). The
+  -- element waits in p:<member> instead, so that a later write that deletes the key or gives it
+  -- this type brings it in, on every region whatever the order of arrival.
   local writable = ktype == 'none' or ktype == typ
   for k = 1, #adds, 2 do
     local m, v = adds[k], adds[k + 1]
@@ -178,7 +192,12 @@ local function apply_elements(db, key, T, typ, adds, rems)
     -- An older add loses to the latest one; an add a remove observed stays removed.
     if lt(f, T) and lt(r, T) then
       redis.call('HSET', mk, 'f:' .. m, T)
-      if writable then write_member(key, typ, m, v) end
+      if writable then
+        write_member(key, typ, m, v)
+        redis.call('HDEL', mk, 'p:' .. m)
+      else
+        redis.call('HSET', mk, 'p:' .. m, CHAR_OF[typ] .. v)
+      end
     end
   end
   for k = 1, #rems, 2 do
@@ -192,7 +211,7 @@ local function apply_elements(db, key, T, typ, adds, rems)
     local f = redis.call('HGET', mk, 'f:' .. m)
     if not lt(r, f or t) then
       if writable then remove_member(key, typ, m) end
-      if f then redis.call('HDEL', mk, 'f:' .. m) end
+      if f then redis.call('HDEL', mk, 'f:' .. m, 'p:' .. m) end
     end
   end
   if ktype == 'none' then set_expiry(key, expiry_of(mk, db)) end

@@ -259,6 +259,10 @@ local function remove_member(key, typ, m)
   elseif typ == 'zset' then redis.call('ZREM', key, m) end
 end
 
+-- Type of an element waiting in p:<member>, as the first byte of the field's value.
+local CHAR_OF = { hash = 'h', set = 's', zset = 'z' }
+local TYPE_OF = { h = 'hash', s = 'set', z = 'zset' }
+
 local function is_collection(typ)
   return typ == 'hash' or typ == 'set' or typ == 'zset'
 end

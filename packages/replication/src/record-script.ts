@@ -73,7 +73,7 @@ local function record_value(db, key, tag)
   local drop = { 'e', 'd', 'x' }
   for f in pairs(fields) do
     local p = string.sub(f, 1, 2)
-    if p == 'f:' or p == 'r:' then drop[#drop + 1] = f end
+    if p == 'f:' or p == 'r:' or p == 'p:' then drop[#drop + 1] = f end
   end
   hdel_all(mk, drop)
   local pttl = '0'
@@ -168,7 +168,7 @@ local function record_elements(db, key, tag, typ, adds, rems)
       local r = redis.call('HGET', mk, 'r:' .. m) or ''
       if lt(r, o) then redis.call('HSET', mk, 'r:' .. m, o) end
     end
-    redis.call('HDEL', mk, 'f:' .. m)
+    redis.call('HDEL', mk, 'f:' .. m, 'p:' .. m)
     rem_out[#rem_out + 1] = m
     rem_out[#rem_out + 1] = o
   end

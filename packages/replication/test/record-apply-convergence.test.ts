@@ -16,6 +16,7 @@ import {
   dbContent,
   elements,
   expire,
+  keyState,
   value,
   type Pending,
 } from './script-regions.js';
@@ -121,6 +122,11 @@ describe('record and apply scripts: convergence of three regions', () => {
       };
       const del = async (): Promise<Pending[]> =>
         (await c.del(key)) === 1 ? [value(key, k.db)] : [];
+      // Collections sometimes become strings and strings hashes: concurrent type changes.
+      const typeChange = async (): Promise<Pending[]> => {
+        await c.set(key, `str${int(0, 9)}`);
+        return [value(key, k.db)];
+      };
       switch (k.family) {
         case 'counter': {
           const delta =
@@ -158,10 +164,7 @@ describe('record and apply scripts: convergence of three regions', () => {
             return (await c.hdel(key, ...fields)) > 0 ? [elements(key, 'hash', [], fields, k.db)] : [];
           }
           if (roll < 0.87) return del();
-          if (roll < 0.9 && process.env['XTYPE']) {
-            await c.set(key, 'str');
-            return [value(key, k.db)];
-          }
+          if (roll < 0.9) return typeChange();
           return ttl();
         }
         case 'set': {
@@ -174,6 +177,7 @@ describe('record and apply scripts: convergence of three regions', () => {
             return (await c.srem(key, ...ms)) > 0 ? [elements(key, 'set', [], ms, k.db)] : [];
           }
           if (roll < 0.87) return del();
+          if (roll < 0.9) return typeChange();
           return ttl();
         }
         case 'zset': {
@@ -188,9 +192,28 @@ describe('record and apply scripts: convergence of three regions', () => {
             return (await c.zrem(key, ...ms)) > 0 ? [elements(key, 'zset', [], ms, k.db)] : [];
           }
           if (roll < 0.87) return del();
+          if (roll < 0.9) return typeChange();
           return ttl();
         }
       }
+    }
+
+    /** GEOREP_TRACE_KEY=<name>: prints every batch touching that key and the key after it. */
+    const traced = process.env['GEOREP_TRACE_KEY'];
+    async function trace(r: ScriptRegion, batch: OpBatch, how: string): Promise<void> {
+      if (traced === undefined) return;
+      const ops = batch.ops.filter((op) => op.kind !== 'flush' && Buffer.from(op.key).toString() === traced);
+      if (ops.length === 0) return;
+      const db = ops[0]!.db;
+      const show = ops.map((op) => {
+        const { key: _k, ...rest } = op as Record<string, unknown>;
+        return JSON.stringify(rest, (_, v: unknown) =>
+          v instanceof Uint8Array ? Buffer.from(v).toString('latin1').slice(0, 40) : v,
+        );
+      });
+      const state = await keyState(r.db(db), buf(traced));
+      const meta = await r.db(db).hgetall(metaKey(buf(traced)));
+      console.info(`${r.name} ${how} #${batch.seq}: ${show.join(' ')}\n   -> ${JSON.stringify(state.value)} ${state.type} exp=${state.expireAt} meta=${JSON.stringify(meta)}`);
     }
 
     /** 1 to 3 commands in one region, recorded as one batch and queued for the others. */
@@ -210,6 +233,7 @@ describe('record and apply scripts: convergence of three regions', () => {
       }
       if (instructions.length === 0) return;
       const batch = await r.record(instructions);
+      await trace(r, batch, 'local');
       for (const to of names) if (to !== r.name) queues.get(`${r.name}>${to}`)!.push(batch);
     }
 
@@ -221,6 +245,7 @@ describe('record and apply scripts: convergence of three regions', () => {
       const to = regions[names.indexOf(pair.split('>')[1]!)]!;
       const batch = q[0]!;
       await to.apply(batch);
+      await trace(to, batch, `from ${pair.split('>')[0]}`);
       delivered += 1;
       const again = rnd();
       if (again < 0.05) {
