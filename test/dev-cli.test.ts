@@ -2,6 +2,7 @@
  * The quick start as a user runs it: `georep dev start` with its fixed default ports, then
  * `georep status` with no flags, an outage drill, and `georep dev stop` leaving nothing behind.
  */
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -61,6 +62,26 @@ describe('georep dev', () => {
       'eu-west:up',
       'us-east:up',
     ]);
+  });
+
+  it('dev - the group replicates from the start: redis-cli writes in one region, every region reads it', async () => {
+    const cluster = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as DevCluster;
+    const primaries = cluster.regions.map((r) => r.nodes.find((n) => n.role === 'primary')!);
+    const cli = (port: number, ...args: string[]) =>
+      new Promise<string>((resolve, reject) =>
+        execFile('redis-cli', ['-p', String(port), ...args], (err, out) =>
+          err === null ? resolve(out.trim()) : reject(err),
+        ),
+      );
+    expect(await cli(primaries[1]!.port, 'SET', 'quickstart', 'written in us-east')).toBe('OK');
+    expect(await cli(primaries[2]!.port, 'INCRBY', 'visits', '2')).toBe('2');
+    for (const p of primaries) {
+      await waitFor(
+        async () => [await cli(p.port, 'GET', 'quickstart'), await cli(p.port, 'GET', 'visits')],
+        ([v, n]) => v === 'written in us-east' && n === '2',
+        { timeoutMs: 20_000, intervalMs: 100, what: `the writes in the region of port ${p.port}` },
+      );
+    }
   });
 
   it('dev - kill shows the region down from a survivor; revive brings it back', async () => {
