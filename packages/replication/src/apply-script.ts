@@ -67,7 +67,9 @@ local function apply_value(db, key, T, dump, pttl, ob)
   hdel_all(mk, obsolete)
 
   if dump ~= '' then
-    redis.call('RESTORE', key, pttl, dump, 'REPLACE', 'ABSTTL')
+    -- A DUMP from a newer Redis (RDB version) fails here: stop the batch with a clear error.
+    local r = redis.pcall('RESTORE', key, pttl, dump, 'REPLACE', 'ABSTTL')
+    if is_err(r) then error({ err = 'georep apply: RESTORE in db ' .. db .. ' failed: ' .. r.err }) end
   else
     redis.call('DEL', key)
   end

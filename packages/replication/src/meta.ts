@@ -17,6 +17,15 @@
  * | expire | `e db key tag at prev` |
  * | elements | `l db key tag type n (member value)×n m (member observed)×m` |
  * | flush | `f db tag` |
+ *
+ * Metadata fields the scripts keep beyond the table in docs/replication-internals.md:
+ *
+ * - `e` is the list of live expiry changes, one per region, as `<tag>=<at>` separated by spaces
+ *   (an expiry is a multi-value register: concurrent changes keep the longest).
+ * - `d` is the newest `prev` seen: every expiry change up to it was replaced by a later one.
+ *   `ExpireOp.prev` is the newest live change the origin saw (`''` for none).
+ * - `p:<member>` holds an element (type byte `h`/`s`/`z`, then the value) added while the key had
+ *   another type. A later write that deletes the key or gives it that type brings it in.
  */
 import { createHash } from 'node:crypto';
 import { GeorepError, type GeorepErrorOptions } from '@georep/core';

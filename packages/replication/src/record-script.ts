@@ -10,6 +10,7 @@
  * batch re-published after a crash encodes to the same message.
  */
 import type { Redis } from 'ioredis';
+import type { GeorepError } from '@georep/core';
 import type { Instruction, OpBatch } from './ops.js';
 import {
   LUA_HELPERS,
@@ -61,7 +62,8 @@ local function record_expiry(db, key, tag, at, mk, t, e, d)
     if is_live(h, t, prev) and lt(prev, h[1]) then prev = h[1] end
   end
   store_heads(mk, { [origin] = { tag, at } }, prev, t)
-  if not lt(t, prev) then prev = '' end
+  -- Changes before t were replaced by the base write already; t itself is the base's expiry.
+  if lt(prev, t) then prev = '' end
   emit('e'); emit(fmt_int(db)); emit(key); emit(tag); emit(at); emit(prev)
 end
 
@@ -261,6 +263,28 @@ export interface OutboxEntry {
 
 const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
+/** What INCRBY / INCRBYFLOAT accept as a delta. */
+const DECIMAL = /^-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?$/;
+const TAG = /^\d{15}\.\d{6}\.[a-z0-9-]+$/;
+
+/**
+ * Checks what record.lua cannot check before writing: Redis does not roll a script back, so a
+ * bad instruction found halfway would leave metadata updated without an outbox.
+ */
+function checkInstruction(ins: Instruction, i: number): void {
+  const bad = (why: string) => new ReplicationInputError(`instruction ${i} (${ins.kind}): ${why}`);
+  if (!Number.isSafeInteger(ins.db) || ins.db < (ins.kind === 'flush' ? -1 : 0)) {
+    throw bad(`db ${ins.db} is not a database index`);
+  }
+  if (!TAG.test(ins.tag)) throw bad(`tag "${ins.tag}" is not an encodeHlc() string`);
+  if (ins.kind === 'counter' && !DECIMAL.test(ins.delta)) {
+    throw bad(`delta "${ins.delta}" is not a decimal number`);
+  }
+  if (ins.kind === 'elements' && !['hash', 'set', 'zset'].includes(ins.type)) {
+    throw bad(`type "${String(ins.type)}" is not hash, set or zset`);
+  }
+}
+
 function instructionArgs(ins: Instruction): Array<string | Buffer> {
   switch (ins.kind) {
     case 'value':
@@ -307,7 +331,7 @@ async function evalScript(
   }
 }
 
-function batchFromPayload(payload: Buffer, seq: number, bad: () => OutboxFormatError): OpBatch {
+function batchFromPayload(payload: Buffer, seq: number, bad: () => GeorepError): OpBatch {
   const items = parseNetstrings(payload, bad);
   if (items[0]?.toString('latin1') !== PAYLOAD_VERSION || items[1] === undefined) throw bad();
   return { v: 1, origin: items[1].toString('latin1'), seq, ops: opsFromItems(items, 2, bad) };
@@ -331,12 +355,13 @@ export async function recordBatch(client: Redis, input: RecordInput): Promise<Op
     throw new ReplicationInputError(`seq ${seq} and offset ${offset} must be integers >= 0`);
   }
   const args: Array<string | Buffer> = [origin, String(seq), String(offset)];
+  input.instructions.forEach(checkInstruction);
   for (const ins of input.instructions) args.push(...instructionArgs(ins));
   const reply = await evalScript(client, 'record', RECORD_SCRIPT, RECORD_SCRIPT_SHA, args);
   const bad = () =>
     new ReplicationScriptError('replication.bad-script-reply', 'record', 'malformed reply');
   if (!Buffer.isBuffer(reply)) throw bad();
-  return batchFromPayload(reply, seq, () => new OutboxFormatError('malformed reply'));
+  return batchFromPayload(reply, seq, bad);
 }
 
 const READ_OUTBOX = String.raw`

@@ -23,7 +23,7 @@ import {
 
 const SEED = Number(process.env['GEOREP_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
 /** Local commands to run before draining every queue. */
-const COMMANDS = 3000;
+const COMMANDS = 6000;
 
 /** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
 function prng(seed: number): () => number {
@@ -96,7 +96,8 @@ describe('record and apply scripts: convergence of three regions', () => {
     const members = ['m0', 'm1', 'm2', 'm3', 'm4', BINARY];
     const sums = new Map<string, bigint>();
     const queues = new Map<string, OpBatch[]>();
-    for (const from of names) for (const to of names) if (from !== to) queues.set(`${from}>${to}`, []);
+    for (const from of names)
+      for (const to of names) if (from !== to) queues.set(`${from}>${to}`, []);
     let commands = 0;
     let delivered = 0;
     let redelivered = 0;
@@ -130,7 +131,9 @@ describe('record and apply scripts: convergence of three regions', () => {
       switch (k.family) {
         case 'counter': {
           const delta =
-            k.key.toString() === 'nbig' ? BigInt(int(-(2 ** 20), 2 ** 21)) * 2n ** 30n : BigInt(int(-50, 100));
+            k.key.toString() === 'nbig'
+              ? BigInt(int(-(2 ** 20), 2 ** 21)) * 2n ** 30n
+              : BigInt(int(-50, 100));
           await c.incrby(key, delta.toString());
           const id = `${k.db}/${key.toString('hex')}`;
           sums.set(id, (sums.get(id) ?? 0n) + delta);
@@ -161,7 +164,9 @@ describe('record and apply scripts: convergence of three regions', () => {
           }
           if (roll < 0.8) {
             const fields = someMembers();
-            return (await c.hdel(key, ...fields)) > 0 ? [elements(key, 'hash', [], fields, k.db)] : [];
+            return (await c.hdel(key, ...fields)) > 0
+              ? [elements(key, 'hash', [], fields, k.db)]
+              : [];
           }
           if (roll < 0.87) return del();
           if (roll < 0.9) return typeChange();
@@ -202,7 +207,9 @@ describe('record and apply scripts: convergence of three regions', () => {
     const traced = process.env['GEOREP_TRACE_KEY'];
     async function trace(r: ScriptRegion, batch: OpBatch, how: string): Promise<void> {
       if (traced === undefined) return;
-      const ops = batch.ops.filter((op) => op.kind !== 'flush' && Buffer.from(op.key).toString() === traced);
+      const ops = batch.ops.filter(
+        (op) => op.kind !== 'flush' && Buffer.from(op.key).toString() === traced,
+      );
       if (ops.length === 0) return;
       const db = ops[0]!.db;
       const show = ops.map((op) => {
@@ -213,7 +220,9 @@ describe('record and apply scripts: convergence of three regions', () => {
       });
       const state = await keyState(r.db(db), buf(traced));
       const meta = await r.db(db).hgetall(metaKey(buf(traced)));
-      console.info(`${r.name} ${how} #${batch.seq}: ${show.join(' ')}\n   -> ${JSON.stringify(state.value)} ${state.type} exp=${state.expireAt} meta=${JSON.stringify(meta)}`);
+      console.info(
+        `${r.name} ${how} #${batch.seq}: ${show.join(' ')}\n   -> ${JSON.stringify(state.value)} ${state.type} exp=${state.expireAt} meta=${JSON.stringify(meta)}`,
+      );
     }
 
     /** 1 to 3 commands in one region, recorded as one batch and queued for the others. */
@@ -266,7 +275,9 @@ describe('record and apply scripts: convergence of three regions', () => {
     }
     while (await deliverStep()) time.advance(int(0, 2));
 
-    console.info(`done: ${commands} commands, ${delivered} deliveries, ${redelivered} redeliveries`);
+    console.info(
+      `done: ${commands} commands, ${delivered} deliveries, ${redelivered} redeliveries`,
+    );
     const where = `(seed ${SEED}, ${commands} commands, ${delivered} deliveries, ${redelivered} redeliveries)`;
     for (const db of [0, 1]) {
       const contents = await Promise.all(regions.map((r) => dbContent(r.db(db), db)));
@@ -278,12 +289,19 @@ describe('record and apply scripts: convergence of three regions', () => {
         for (const s of first!) {
           const o = byKey.get(s.key);
           const label = `db ${db} key ${Buffer.from(s.key, 'hex').toString('latin1')} in a vs ${names[i + 1]} ${where}`;
-          expect({ type: o?.type, value: o?.value }, label).toEqual({ type: s.type, value: s.value });
-          expect(Math.abs((o?.expireAt ?? -99) - s.expireAt), `${label}: expiry`).toBeLessThanOrEqual(
-            1000,
-          );
+          expect({ type: o?.type, value: o?.value }, label).toEqual({
+            type: s.type,
+            value: s.value,
+          });
+          expect(
+            Math.abs((o?.expireAt ?? -99) - s.expireAt),
+            `${label}: expiry`,
+          ).toBeLessThanOrEqual(1000);
         }
-        expect(other.map((s) => s.key), `db ${db} key sets ${where}`).toEqual(first!.map((s) => s.key));
+        expect(
+          other.map((s) => s.key),
+          `db ${db} key sets ${where}`,
+        ).toEqual(first!.map((s) => s.key));
       }
     }
 
@@ -291,7 +309,9 @@ describe('record and apply scripts: convergence of three regions', () => {
     for (const k of all.filter((x) => x.family === 'counter')) {
       const expected = (sums.get(`${k.db}/${k.key.toString('hex')}`) ?? 0n).toString();
       for (const r of regions) {
-        expect(await r.db(k.db).get(k.key), `${k.key.toString()} in ${r.name} ${where}`).toBe(expected);
+        expect(await r.db(k.db).get(k.key), `${k.key.toString()} in ${r.name} ${where}`).toBe(
+          expected,
+        );
       }
     }
 
