@@ -69,9 +69,10 @@ describe('georep dev', () => {
     const primaries = cluster.regions.map((r) => r.nodes.find((n) => n.role === 'primary')!);
     const cli = (port: number, ...args: string[]) =>
       new Promise<string>((resolve, reject) =>
-        execFile('redis-cli', ['-p', String(port), ...args], (err, out) =>
-          err === null ? resolve(out.trim()) : reject(err),
-        ),
+        execFile('redis-cli', ['-p', String(port), ...args], (err, out) => {
+          if (err === null) resolve(out.trim());
+          else reject(new Error(`redis-cli ${args.join(' ')}: ${err.message}`));
+        }),
       );
     expect(await cli(primaries[1]!.port, 'SET', 'quickstart', 'written in us-east')).toBe('OK');
     expect(await cli(primaries[2]!.port, 'INCRBY', 'visits', '2')).toBe('2');

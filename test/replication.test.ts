@@ -70,6 +70,7 @@ describe('active-active replication across three regions', () => {
       replicas: 0,
       ports: 'free',
       health: { intervalMs: 500, downAfterMs: 2000 },
+      replication: { watermarkIntervalMs: 1000 },
     });
     group = await startGroup(plan, { agentCommand, readyTimeoutMs: 30_000 });
     for (const r of plan.regions) {
@@ -141,6 +142,24 @@ describe('active-active replication across three regions', () => {
     expect(Number(applied?.[1])).toBeGreaterThan(0);
     expect(text).toMatch(/georep_replication_backlog_messages\{[^}]*peer="ap-south"[^}]*\} \d+/);
     expect(text).toMatch(/georep_replication_captured_ops\{[^}]*\} [1-9]/);
+  });
+
+  it('watermarks - every region reports what it applied; the gc horizon moves past old writes', async () => {
+    const mark = Date.now();
+    for (const r of REGIONS) await client(r).set(`wm:${r}`, 'x');
+    const horizon = await waitFor(
+      async () => (await replicationOf('us-east'))?.gcHorizon ?? null,
+      (h) => h !== null && Number(h.slice(0, 15)) >= mark,
+      { timeoutMs: 20_000, intervalMs: 250, what: 'a gc horizon past the writes' },
+    );
+    // The watermarks are in the group document, so eu-west computes a horizon past them too.
+    await waitFor(
+      async () => (await replicationOf('eu-west'))?.gcHorizon ?? '',
+      (h) => h >= horizon!,
+      { timeoutMs: 20_000, intervalMs: 250, what: 'the same horizon in eu-west' },
+    );
+    const view = await replicationOf('ap-south');
+    expect(view?.links.every((l) => l.appliedTag !== null)).toBe(true);
   });
 
   it('no echo - a write made in one region is applied once in each other region', async () => {

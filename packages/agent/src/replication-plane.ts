@@ -61,6 +61,9 @@ export class ReplicationPlane {
   #reconciling = false;
   #stopped = false;
   #backlogs = new Map<string, ReplicationLink['backlog']>();
+  /** Newest tag applied per peer. */
+  readonly #applied = new Map<string, string>();
+  #watermarksAt = 0;
   readonly #samples = new Map<string, Array<{ at: number; bytes: number }>>();
 
   constructor(config: AgentConfig, group: GroupPlane, primary: () => NodeSample | undefined) {
@@ -144,6 +147,7 @@ export class ReplicationPlane {
         }
       }
       if (this.#capture !== null) this.#state = 'running';
+      this.#recordWatermarks();
     } catch (err) {
       this.#log.warn({ err: (err as Error).message }, 'replication not ready; retrying');
     } finally {
@@ -173,6 +177,21 @@ export class ReplicationPlane {
       fullInSec: growth !== null && growth > 0 ? Math.max(0, Math.round(room / growth)) : null,
       streamLimitBytes: b.streamLimitBytes,
     };
+  }
+
+  /**
+   * Writes this region's row of watermarks into the group document at a low rate: the newest tag
+   * it published, and per peer the newest tag it applied. The document keeps history, so this is
+   * a change every `replication.watermarkIntervalMs` at most, and only when a tag moved.
+   */
+  #recordWatermarks(): void {
+    const now = Date.now();
+    if (now - this.#watermarksAt < this.#config.replication.watermarkIntervalMs) return;
+    this.#watermarksAt = now;
+    const row: Record<string, string> = Object.fromEntries(this.#applied);
+    const produced = this.#capture?.stats.lastTag ?? '';
+    if (produced !== '') row[this.#config.region] = produced;
+    if (Object.keys(row).length > 0) this.#group.document.setWatermarks(this.#config.region, row);
   }
 
   /** A peer whose consumer may be deleted: unlinked or force-unlinked (not merely linking). */
@@ -210,6 +229,7 @@ export class ReplicationPlane {
       appliedBatches: 0,
       appliedOps: 0,
       lastAppliedAt: null,
+      appliedTag: null,
       backlog: null,
       error: null,
     };
@@ -233,6 +253,10 @@ export class ReplicationPlane {
           link.error = item.error.message;
           continue;
         }
+        if (item.type === 'resumed') {
+          link.error = null;
+          continue;
+        }
         if (item.type === 'lost') {
           link.error = `operations ${item.fromSeq}-${item.toSeq} of ${peer} were dropped by its stream limit before this region got them; resync this region`;
           this.#log.error({ peer, from: item.fromSeq, to: item.toSeq }, 'replication.backlog-lost');
@@ -247,6 +271,8 @@ export class ReplicationPlane {
             link.appliedOps += r.ops;
             link.lastAppliedAt = Date.now();
             link.lagMs = lagOf(item.batch);
+            const newest = newestTag(item.batch);
+            if (newest > (this.#applied.get(peer) ?? '')) this.#applied.set(peer, newest);
             link.error = null;
             break;
           } catch (err) {
@@ -285,10 +311,15 @@ export class ReplicationPlane {
         appliedBatches: 0,
         appliedOps: 0,
         lastAppliedAt: null,
+        appliedTag: null,
         backlog: null,
         error: null,
       };
-      links.push({ ...base, backlog: this.#backlogs.get(peer) ?? null });
+      links.push({
+        ...base,
+        appliedTag: this.#applied.get(peer) ?? null,
+        backlog: this.#backlogs.get(peer) ?? null,
+      });
     }
     const c = this.#capture?.stats;
     return {
@@ -304,6 +335,7 @@ export class ReplicationPlane {
               warnings: c.warnings,
             },
       links,
+      gcHorizon: this.#group.document.gcHorizon() || null,
     };
   }
 
@@ -317,10 +349,16 @@ export class ReplicationPlane {
   }
 }
 
-/** ms between the newest op of a batch (its HLC wall time) and now. */
-function lagOf(batch: OpBatch): number | null {
+/** The newest tag of a batch ('' when empty). */
+function newestTag(batch: OpBatch): string {
   let max = '';
   for (const op of batch.ops) if (op.tag > max) max = op.tag;
+  return max;
+}
+
+/** ms between the newest op of a batch (its HLC wall time) and now. */
+function lagOf(batch: OpBatch): number | null {
+  const max = newestTag(batch);
   if (max === '') return null;
   return Math.max(0, Date.now() - decodeHlc(max).ms);
 }

@@ -133,9 +133,19 @@ export const agentConfigSchema = z
           .int()
           .min(1024 * 1024)
           .default(1024 * 1024 * 1024),
+        /**
+         * How often (at most) this region's watermarks are written into the group document, which
+         * keeps history: a low rate keeps it small.
+         */
+        watermarkIntervalMs: z.number().int().min(1000).max(3_600_000).default(30_000),
       })
       .strict()
-      .default({ enabled: true, maxBatchOps: 512, streamMaxBytes: 1024 * 1024 * 1024 }),
+      .default({
+        enabled: true,
+        maxBatchOps: 512,
+        streamMaxBytes: 1024 * 1024 * 1024,
+        watermarkIntervalMs: 30_000,
+      }),
     log: z
       .object({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),

@@ -113,6 +113,8 @@ export interface ReplicationLink {
     fullInSec: number | null;
     streamLimitBytes: number;
   } | null;
+  /** Newest tag of the peer applied here (this region's watermark for it). */
+  appliedTag: string | null;
   /** The last apply error, cleared by the next success. */
   error: string | null;
 }
@@ -123,6 +125,12 @@ export interface ReplicationStatus {
   state: 'off' | 'starting' | 'running' | 'stopped';
   capture: { batches: number; ops: number; recordedOffset: number; warnings: number } | null;
   links: ReplicationLink[];
+  /**
+   * Below this HLC tag every linked region has applied every other's writes (from the
+   * watermarks in the group document); tombstones older than it can be collected. Null when a
+   * linked region has not reported yet.
+   */
+  gcHorizon: string | null;
 }
 
 /** What `georep status` shows: the health of every region as one agent sees it. */

@@ -156,6 +156,64 @@ export class GroupDocument {
     return this.regions().find((r) => r.name === name);
   }
 
+  /**
+   * Replication watermarks: `region → peer → tag`. A region's own row holds, under its own name,
+   * the newest tag it has published, and under each peer's name the newest tag of that peer it
+   * has applied. Each region writes only its own row, so rows never conflict.
+   */
+  watermarks(): Record<string, Record<string, string>> {
+    const out: Record<string, Record<string, string>> = {};
+    for (const [region, row] of Object.entries(this.#doc.watermarks ?? {}))
+      out[region] = { ...row };
+    return out;
+  }
+
+  /**
+   * Replaces `region`'s row of watermarks. Tags only move forward: a value older than the stored
+   * one is ignored (a restarted agent that has not applied anything yet). Returns false when
+   * nothing changed, so that no empty change grows the document.
+   */
+  setWatermarks(region: string, row: Record<string, string>): boolean {
+    const current = this.#doc.watermarks?.[region] ?? {};
+    const next: Record<string, string> = { ...current };
+    for (const [peer, tag] of Object.entries(row)) {
+      if (tag > (next[peer] ?? '')) next[peer] = tag;
+    }
+    if (Object.entries(next).every(([peer, tag]) => current[peer] === tag)) return false;
+    this.change(`${region}: watermarks`, (doc) => {
+      doc.watermarks ??= {};
+      // Re-read after assigning: the assigned literal is not the document's proxy.
+      if (doc.watermarks[region] === undefined) doc.watermarks[region] = {};
+      const stored = doc.watermarks[region];
+      for (const [peer, tag] of Object.entries(next)) {
+        if (stored[peer] !== tag) stored[peer] = tag;
+      }
+    });
+    return true;
+  }
+
+  /**
+   * The garbage-collection horizon: the oldest of the watermarks of every linked region for every
+   * other linked region. Every linked region has applied every other's operations up to it, and
+   * tags only grow per origin, so no operation with a tag at or below it can still arrive. Empty
+   * (nothing may be collected) while a linked region has not reported a watermark for a linked
+   * peer. A force-unlinked or unlinked region no longer holds it back.
+   */
+  gcHorizon(): string {
+    const linked = this.linkedRegions();
+    if (linked.length < 2) return '';
+    const marks = this.#doc.watermarks ?? {};
+    let horizon: string | undefined;
+    for (const region of linked) {
+      for (const peer of linked) {
+        if (peer === region) continue;
+        const tag = marks[region]?.[peer] ?? '';
+        if (horizon === undefined || tag < horizon) horizon = tag;
+      }
+    }
+    return horizon ?? '';
+  }
+
   /** Regions whose state is `linked`: the electorate of votes. */
   linkedRegions(): string[] {
     return this.regions()

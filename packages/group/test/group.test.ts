@@ -314,3 +314,56 @@ describe('snapshot catalog', () => {
     );
   });
 });
+
+describe('replication watermarks', () => {
+  const tag = (ms: number, region: string) => `${String(ms).padStart(15, '0')}.000000.${region}`;
+
+  it('watermarks - the horizon is the oldest watermark among linked regions, rows merge', () => {
+    const a = GroupDocument.create('orders', founders);
+    const b = GroupDocument.create('orders', founders);
+    expect(a.gcHorizon()).toBe('');
+    a.setWatermarks('eu-west', {
+      'eu-west': tag(900, 'eu-west'),
+      'us-east': tag(500, 'us-east'),
+      'ap-south': tag(700, 'ap-south'),
+    });
+    b.setWatermarks('us-east', {
+      'eu-west': tag(800, 'eu-west'),
+      'ap-south': tag(650, 'ap-south'),
+    });
+    a.replace(A.merge(A.clone(a.doc), b.doc));
+    // ap-south has not reported: nothing may be collected yet.
+    expect(a.gcHorizon()).toBe('');
+    a.setWatermarks('ap-south', { 'eu-west': tag(600, 'eu-west'), 'us-east': tag(550, 'us-east') });
+    expect(a.gcHorizon()).toBe(tag(500, 'us-east'));
+    expect(a.watermarks()['us-east']).toEqual({
+      'eu-west': tag(800, 'eu-west'),
+      'ap-south': tag(650, 'ap-south'),
+    });
+  });
+
+  it('watermarks - tags only move forward, an unchanged row adds no change', () => {
+    const a = GroupDocument.create('orders', founders);
+    expect(a.setWatermarks('eu-west', { 'us-east': tag(500, 'us-east') })).toBe(true);
+    const heads = a.heads();
+    expect(a.setWatermarks('eu-west', { 'us-east': tag(400, 'us-east') })).toBe(false);
+    expect(a.setWatermarks('eu-west', { 'us-east': tag(500, 'us-east') })).toBe(false);
+    expect(a.heads()).toEqual(heads);
+    expect(a.watermarks()['eu-west']).toEqual({ 'us-east': tag(500, 'us-east') });
+  });
+
+  it('watermarks - a force-unlinked region no longer holds the horizon back', () => {
+    const a = GroupDocument.create('orders', founders);
+    a.setWatermarks('eu-west', {
+      'us-east': tag(900, 'us-east'),
+      'ap-south': tag(100, 'ap-south'),
+    });
+    a.setWatermarks('us-east', {
+      'eu-west': tag(800, 'eu-west'),
+      'ap-south': tag(100, 'ap-south'),
+    });
+    expect(a.gcHorizon()).toBe('');
+    a.setLinkState('ap-south', 'force-unlinked', { region: 'eu-west', operationId: null });
+    expect(a.gcHorizon()).toBe(tag(800, 'eu-west'));
+  });
+});

@@ -100,6 +100,8 @@ export interface CaptureStats {
   recordedOffset: number;
   lastBatchAt: number;
   warnings: number;
+  /** Newest tag published (the region's produced watermark); '' before the first batch. */
+  lastTag: string;
 }
 
 /** Capture → translate → record → publish for one region. */
@@ -125,6 +127,7 @@ export class CapturePipeline {
     recordedOffset: -1,
     lastBatchAt: 0,
     warnings: 0,
+    lastTag: '',
   };
 
   constructor(options: CapturePipelineOptions) {
@@ -250,16 +253,20 @@ export class CapturePipeline {
   /** Starts the flusher unless it runs. */
   #kick(): void {
     if (this.#flushing !== undefined || this.#stopped) return;
+    let failed = false;
     this.#flushing = this.#flushAll()
       .catch((err: unknown) => {
+        failed = true;
         this.#log.error({ err: (err as Error).message }, 'recording or publishing failed');
       })
       .finally(() => {
         this.#flushing = undefined;
-        if (this.#pending.length > 0 && !this.#stopped) {
-          // Retry after a pause when the last round failed; at once otherwise.
-          setTimeout(() => this.#kick(), 200).unref();
-        }
+        this.#settle();
+        if (this.#pending.length === 0 || this.#stopped) return;
+        // Retry after a pause when the last round failed; at once otherwise (events that
+        // arrived while the last round finished).
+        if (failed) setTimeout(() => this.#kick(), 200).unref();
+        else this.#kick();
       });
   }
 
@@ -297,6 +304,7 @@ export class CapturePipeline {
         this.stats.batches++;
         this.stats.ops += batch.ops.length;
         this.stats.lastBatchAt = Date.now();
+        for (const op of batch.ops) if (op.tag > this.stats.lastTag) this.stats.lastTag = op.tag;
       }
       if (last >= 0) {
         this.stats.recordedOffset = Math.max(this.stats.recordedOffset, last);

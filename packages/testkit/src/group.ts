@@ -56,6 +56,8 @@ export interface GroupPlan {
   dir: string;
   host: string;
   health: { intervalMs: number; downAfterMs: number };
+  /** The agents' `replication` config section, when a test sets one. */
+  replication?: Record<string, unknown>;
   /** Keep Redis data across kill/revive (append-only file). */
   appendonly: boolean;
   regions: RegionPlan[];
@@ -71,6 +73,8 @@ export interface PlanOptions {
   /** `fixed` uses {@link DEV_PORTS}; `free` asks the OS (tests). */
   ports: 'fixed' | 'free';
   health?: { intervalMs: number; downAfterMs: number };
+  /** The agents' `replication` config section (agent defaults otherwise). */
+  replication?: Record<string, unknown>;
   appendonly?: boolean;
 }
 
@@ -118,6 +122,7 @@ export async function planGroup(options: PlanOptions): Promise<GroupPlan> {
     dir,
     host,
     health: options.health ?? { intervalMs: 1000, downAfterMs: 5000 },
+    ...(options.replication === undefined ? {} : { replication: options.replication }),
     appendonly: options.appendonly ?? false,
     regions,
   };
@@ -132,6 +137,7 @@ export function agentConfigFor(plan: GroupPlan, region: RegionPlan): Record<stri
     nats: { servers: [`nats://${region.nats.host}:${region.nats.port}`] },
     redis: { nodes: region.nodes.map((n) => ({ id: n.id, host: n.host, port: n.port })) },
     health: plan.health,
+    ...(plan.replication === undefined ? {} : { replication: plan.replication }),
     http: { host: plan.host, port: region.agent.httpPort },
     dataDir: region.agent.dir,
   };
