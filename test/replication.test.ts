@@ -122,6 +122,20 @@ describe('active-active replication across three regions', () => {
     expect(await eu.scard('tags')).toBe(2);
   });
 
+  it('writes - a batch larger than the NATS max_payload is split and arrives whole', async () => {
+    const big = 'b'.repeat(100_000);
+    const pipeline = client('eu-west').pipeline();
+    for (let i = 0; i < 30; i++) pipeline.set(`big:${i}`, `${i}:${big}`);
+    await pipeline.exec();
+    for (const r of ['us-east', 'ap-south']) {
+      await waitFor(
+        async () => await client(r).mget(...Array.from({ length: 30 }, (_, i) => `big:${i}`)),
+        (values) => values.every((v, i) => v === `${i}:${big}`),
+        { timeoutMs: 20_000, intervalMs: 200, what: `30 values of 100 kB in ${r}` },
+      );
+    }
+  });
+
   it('counters - concurrent increments in every region add up', async () => {
     const perRegion = 400;
     await Promise.all(

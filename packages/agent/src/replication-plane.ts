@@ -31,7 +31,6 @@ import {
   FilePositionStore,
   OpsStream,
   PeerFeed,
-  encodeBatch,
   primaryClient,
   type OpBatch,
   type PeerBacklog,
@@ -44,6 +43,9 @@ interface Feed {
   run: Promise<void>;
   link: ReplicationLink;
 }
+
+/** NATS's default `max_payload`, when the server did not say. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
 /** See the module comment. */
 export class ReplicationPlane {
@@ -210,7 +212,7 @@ export class ReplicationPlane {
       spoolDir: this.#dataDir(),
       maxBatchOps: this.#config.replication.maxBatchOps,
       publish: async (batch: OpBatch) => {
-        await stream.publish(batch, encodeBatch(batch));
+        await stream.publishBatch(batch, this.#nc?.info?.max_payload ?? DEFAULT_MAX_PAYLOAD);
       },
       onWarning: (w) =>
         this.#log.warn({ command: w.command, reason: w.reason }, 'replication.unsupported'),

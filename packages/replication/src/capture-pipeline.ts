@@ -257,7 +257,14 @@ export class CapturePipeline {
     this.#flushing = this.#flushAll()
       .catch((err: unknown) => {
         failed = true;
-        this.#log.error({ err: (err as Error).message }, 'recording or publishing failed');
+        const cause = (err as Error).cause;
+        this.#log.error(
+          {
+            err: (err as Error).message,
+            ...(cause instanceof Error ? { cause: cause.message } : {}),
+          },
+          'recording or publishing failed; retrying',
+        );
       })
       .finally(() => {
         this.#flushing = undefined;

@@ -118,3 +118,7 @@ export { CapturePipeline, GatedPositionStore, primaryClient } from './capture-pi
 export { Applier, CaptureBehindError } from './applier.js';
 export type { CapturePipelineOptions, CaptureStats } from './capture-pipeline.js';
 export type { ApplierOptions, AppliedBatch } from './applier.js';
+
+// garbage collection
+export { collectGarbage, GC_SCRIPT, GC_SCRIPT_SHA } from './gc-script.js';
+export type { CollectGarbageOptions, CollectGarbageStep } from './gc-script.js';

@@ -29,6 +29,7 @@ import {
   type StreamInfo,
 } from '@nats-io/jetstream';
 import type { OpBatch } from './ops.js';
+import { encodeBatch } from './batch-codec.js';
 import { BadBatchError, OpsPublishError, OpsStreamError } from './transport-errors.js';
 
 /** The stream of `region`'s batches in `group`. Names are `[a-z0-9-]`, all allowed in stream names. */
@@ -257,7 +258,7 @@ export class OpsStream {
    * @throws {BadBatchError} when the batch is not from this stream's region.
    * @throws {OpsPublishError} when the stream did not acknowledge the message.
    */
-  async publish(batch: OpBatch, bytes: Uint8Array): Promise<PublishedBatch> {
+  async publish(batch: OpBatch, bytes: Uint8Array, part = 0): Promise<PublishedBatch> {
     if (batch.origin !== this.region) {
       throw new BadBatchError(
         'origin',
@@ -266,13 +267,57 @@ export class OpsStream {
     }
     try {
       const ack = await this.#js.publish(this.subject, bytes, {
-        msgID: opsMsgId(batch.origin, batch.seq),
+        msgID:
+          part === 0
+            ? opsMsgId(batch.origin, batch.seq)
+            : `${opsMsgId(batch.origin, batch.seq)}.${part}`,
         expect: { streamName: this.name },
       });
       return { seq: ack.seq, duplicate: ack.duplicate };
     } catch (err) {
       throw new OpsPublishError(this.name, batch.seq, { cause: err });
     }
+  }
+
+  /**
+   * Publishes a batch in as many messages as it takes to keep each under `maxBytes` (the
+   * server's `max_payload`). The split depends only on the batch, so a batch published again
+   * from the outbox gets the same message ids and JetStream drops the copies. Each part is a
+   * batch of its own with the same `seq`.
+   *
+   * @throws {OpsPublishError} when one operation alone is larger than `maxBytes`.
+   */
+  async publishBatch(batch: OpBatch, maxBytes: number): Promise<number> {
+    const whole = encodeBatch(batch);
+    if (whole.length <= maxBytes) {
+      await this.publish(batch, whole);
+      return 1;
+    }
+    const parts: OpBatch[] = [];
+    let current: OpBatch['ops'] = [];
+    let size = 0;
+    // Room for the batch envelope around the operations.
+    const budget = maxBytes - 256;
+    for (const op of batch.ops) {
+      const opSize = encodeBatch({ ...batch, ops: [op] }).length;
+      if (opSize > budget) {
+        throw new OpsPublishError(this.name, batch.seq, {
+          cause: new Error(
+            `one operation on a key is ${opSize} bytes, more than the NATS max_payload of ${maxBytes}; raise max_payload (and max_pending) on every NATS server of the group`,
+          ),
+        });
+      }
+      if (current.length > 0 && size + opSize > budget) {
+        parts.push({ ...batch, ops: current });
+        current = [];
+        size = 0;
+      }
+      current.push(op);
+      size += opSize;
+    }
+    if (current.length > 0) parts.push({ ...batch, ops: current });
+    for (let i = 0; i < parts.length; i++) await this.publish(parts[i]!, encodeBatch(parts[i]!), i);
+    return parts.length;
   }
 
   /**
