@@ -70,7 +70,7 @@ describe('active-active replication across three regions', () => {
       replicas: 0,
       ports: 'free',
       health: { intervalMs: 500, downAfterMs: 2000 },
-      replication: { watermarkIntervalMs: 1000 },
+      replication: { watermarkIntervalMs: 1000, gcIntervalMs: 1000, gcMinAgeMs: 0 },
     });
     group = await startGroup(plan, { agentCommand, readyTimeoutMs: 30_000 });
     for (const r of plan.regions) {
@@ -174,6 +174,31 @@ describe('active-active replication across three regions', () => {
     );
     const view = await replicationOf('ap-south');
     expect(view?.links.every((l) => l.appliedTag !== null)).toBe(true);
+  });
+
+  it('gc - a tombstone is removed everywhere once every region has applied past it', async () => {
+    await client('eu-west').set('gc:doomed', 'x');
+    await converged('gc:doomed everywhere');
+    await client('us-east').del('gc:doomed');
+    await converged('the delete everywhere');
+    for (const r of REGIONS) expect(await client(r).exists('__georep:m:gc:doomed')).toBe(1);
+    // Later writes from every region move every watermark past the delete.
+    for (const r of REGIONS) await client(r).set(`gc:after:${r}`, 'y');
+    for (const r of REGIONS) {
+      await waitFor(
+        () => client(r).exists('__georep:m:gc:doomed'),
+        (n) => n === 0,
+        {
+          timeoutMs: 30_000,
+          intervalMs: 250,
+          what: `the tombstone of gc:doomed collected in ${r}`,
+        },
+      );
+    }
+    const s = await replicationOf('eu-west');
+    expect(s?.lastGc?.horizon).toMatch(/^\d{15}\.\d{6}\./);
+    // A live key keeps its metadata.
+    for (const r of REGIONS) expect(await client(r).exists('__georep:m:gc:after:eu-west')).toBe(1);
   });
 
   it('no echo - a write made in one region is applied once in each other region', async () => {

@@ -18,6 +18,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import {
   HybridLogicalClock,
   decodeHlc,
+  encodeHlc,
   makeLogger,
   type AgentConfig,
   type Logger,
@@ -28,6 +29,7 @@ import {
 import {
   Applier,
   CapturePipeline,
+  collectGarbage,
   FilePositionStore,
   OpsStream,
   PeerFeed,
@@ -35,6 +37,7 @@ import {
   type OpBatch,
   type PeerBacklog,
 } from '@georep/replication';
+import { parseInfo } from '@georep/redis';
 import type { GroupPlane } from './group-plane.js';
 
 interface Feed {
@@ -66,6 +69,10 @@ export class ReplicationPlane {
   /** Newest tag applied per peer. */
   readonly #applied = new Map<string, string>();
   #watermarksAt = 0;
+  #gc: Promise<void> | null = null;
+  #gcAt = 0;
+  #gcStats: { at: number; horizon: string; metaDeleted: number; fieldsDeleted: number } | null =
+    null;
   readonly #samples = new Map<string, Array<{ at: number; bytes: number }>>();
 
   constructor(config: AgentConfig, group: GroupPlane, primary: () => NodeSample | undefined) {
@@ -150,6 +157,14 @@ export class ReplicationPlane {
       }
       if (this.#capture !== null) this.#state = 'running';
       this.#recordWatermarks();
+      if (
+        this.#capture !== null &&
+        this.#gc === null &&
+        Date.now() - this.#gcAt >= this.#config.replication.gcIntervalMs
+      ) {
+        this.#gcAt = Date.now();
+        this.#gc = this.#collectGarbage().finally(() => (this.#gc = null));
+      }
     } catch (err) {
       this.#log.warn({ err: (err as Error).message }, 'replication not ready; retrying');
     } finally {
@@ -196,6 +211,52 @@ export class ReplicationPlane {
     if (Object.keys(row).length > 0) this.#group.document.setWatermarks(this.#config.region, row);
   }
 
+  /**
+   * Removes tombstones and dead metadata below the horizon, in bounded SCAN steps over every db
+   * that has keys. The horizon is held back by `replication.gcMinAgeMs` as well, so that a batch
+   * re-published late (an agent down past JetStream's duplicate window) finds its tombstones.
+   */
+  async #collectGarbage(): Promise<void> {
+    const fromDoc = this.#group.document.gcHorizon();
+    if (fromDoc === '') return;
+    const cap = encodeHlc({
+      ms: Date.now() - this.#config.replication.gcMinAgeMs,
+      counter: 0,
+      region: 'a',
+    });
+    const horizon = fromDoc < cap ? fromDoc : cap;
+    const client = primaryClient(this.#endpoint(), this.#config.redis, 'georep-gc');
+    try {
+      await client.connect();
+      const keyspace = parseInfo(await client.info('keyspace')).keyspace ?? {};
+      const dbs = Object.keys(keyspace)
+        .map((k) => Number(k.replace(/^db/, '')))
+        .filter((n) => Number.isInteger(n));
+      let deleted = 0;
+      let fields = 0;
+      for (const db of dbs) {
+        let cursor = '0';
+        do {
+          if (this.#stopped) return;
+          const step = await collectGarbage(client, { horizon, db, cursor, count: 500 });
+          cursor = step.cursor;
+          deleted += step.metaDeleted;
+          fields += step.fieldsDeleted;
+          // Bounded work per step; let the primary serve its clients in between.
+          await new Promise((r) => setTimeout(r, 10));
+        } while (cursor !== '0');
+      }
+      this.#gcStats = { at: Date.now(), horizon, metaDeleted: deleted, fieldsDeleted: fields };
+      if (deleted + fields > 0) {
+        this.#log.info({ horizon, metaDeleted: deleted, fieldsDeleted: fields }, 'replication gc');
+      }
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'replication gc failed; retried later');
+    } finally {
+      client.disconnect();
+    }
+  }
+
   /** A peer whose consumer may be deleted: unlinked or force-unlinked (not merely linking). */
   #gone(peer: string): boolean {
     const state = this.#group.document.region(peer)?.linkState;
@@ -211,6 +272,7 @@ export class ReplicationPlane {
       store: new FilePositionStore(join(this.#dataDir(), 'capture-position.json')),
       spoolDir: this.#dataDir(),
       maxBatchOps: this.#config.replication.maxBatchOps,
+      appliedEverywhere: () => this.#group.document.gcHorizon(),
       publish: async (batch: OpBatch) => {
         await stream.publishBatch(batch, this.#nc?.info?.max_payload ?? DEFAULT_MAX_PAYLOAD);
       },
@@ -338,6 +400,7 @@ export class ReplicationPlane {
             },
       links,
       gcHorizon: this.#group.document.gcHorizon() || null,
+      lastGc: this.#gcStats,
     };
   }
 
@@ -347,6 +410,7 @@ export class ReplicationPlane {
     for (const f of this.#feeds.values()) await f.feed.stop();
     for (const f of this.#feeds.values()) await f.run.catch(() => undefined);
     this.#feeds.clear();
+    await this.#gc?.catch(() => undefined);
     await this.#capture?.stop();
   }
 }

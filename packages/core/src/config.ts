@@ -138,6 +138,18 @@ export const agentConfigSchema = z
          * keeps history: a low rate keeps it small.
          */
         watermarkIntervalMs: z.number().int().min(1000).max(3_600_000).default(30_000),
+        /** How often tombstones and dead metadata below the horizon are collected. */
+        gcIntervalMs: z.number().int().min(1000).max(86_400_000).default(60_000),
+        /**
+         * Tombstones younger than this are kept whatever the horizon: a batch re-published late
+         * (an agent down longer than JetStream's duplicate window) must still find them.
+         */
+        gcMinAgeMs: z
+          .number()
+          .int()
+          .min(0)
+          .max(30 * 86_400_000)
+          .default(3_600_000),
       })
       .strict()
       .default({
@@ -145,6 +157,8 @@ export const agentConfigSchema = z
         maxBatchOps: 512,
         streamMaxBytes: 1024 * 1024 * 1024,
         watermarkIntervalMs: 30_000,
+        gcIntervalMs: 60_000,
+        gcMinAgeMs: 3_600_000,
       }),
     log: z
       .object({

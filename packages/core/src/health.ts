@@ -131,6 +131,8 @@ export interface ReplicationStatus {
    * linked region has not reported yet.
    */
   gcHorizon: string | null;
+  /** The last garbage collection of tombstones and dead metadata in this region. */
+  lastGc: { at: number; horizon: string; metaDeleted: number; fieldsDeleted: number } | null;
 }
 
 /** What `georep status` shows: the health of every region as one agent sees it. */

@@ -82,6 +82,13 @@ export interface CapturePipelineOptions {
   maxBatchOps?: number;
   spoolDir?: string;
   logger?: Logger;
+  /**
+   * The garbage-collection horizon: every linked region has applied every write tagged at or
+   * below it. The outbox left by a previous run is not published again when all its tags are at
+   * or below it, because the peers applied it and may have collected the tombstones it would
+   * otherwise bring back (JetStream's duplicate window may be over).
+   */
+  appliedEverywhere?: () => string;
   /** Called for each command that cannot be replicated (SWAPDB, unknown commands). */
   onWarning?: (warning: TranslateWarning) => void;
 }
@@ -143,7 +150,14 @@ export class CapturePipeline {
     this.#client = primaryClient(node, this.#o.config, 'georep-capture');
     await this.#client.connect();
     const outbox = await readOutbox(this.#client);
-    if (outbox !== null) {
+    const horizon = this.#o.appliedEverywhere?.() ?? '';
+    const newest = outbox?.batch.ops.reduce((m, op) => (op.tag > m ? op.tag : m), '') ?? '';
+    if (outbox !== null && horizon !== '' && newest <= horizon) {
+      this.#seq = outbox.seq;
+      this.#skipUntil = outbox.offset;
+      this.#gate.commit(outbox.offset);
+      this.#log.info({ seq: outbox.seq }, 'outbox already applied everywhere; not re-published');
+    } else if (outbox !== null) {
       await this.#o.publish(outbox.batch);
       this.#seq = outbox.seq;
       this.#skipUntil = outbox.offset;

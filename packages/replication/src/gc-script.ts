@@ -174,7 +174,9 @@ export async function collectGarbage(
   if (!Number.isSafeInteger(db) || db < 0) {
     throw new ReplicationInputError(`db ${db} is not a database index`);
   }
-  if (!/^\d+$/.test(cursor)) throw new ReplicationInputError(`cursor "${cursor}" is not a SCAN cursor`);
+  if (!/^\d+$/.test(cursor)) {
+    throw new ReplicationInputError(`cursor "${cursor}" is not a SCAN cursor`);
+  }
   if (!Number.isSafeInteger(count) || count < 1) {
     throw new ReplicationInputError(`count ${count} must be an integer >= 1`);
   }
@@ -200,11 +202,7 @@ export async function collectGarbage(
     fieldsDeleted: 0,
   };
   if (keys.length === 0) return step;
-  const reply = await evalScript(client, GC_SCRIPT, GC_SCRIPT_SHA, [
-    String(db),
-    horizon,
-    ...(keys as Buffer[]),
-  ]);
+  const reply = await evalScript(client, GC_SCRIPT, GC_SCRIPT_SHA, [String(db), horizon, ...keys]);
   if (!Array.isArray(reply) || reply.length !== 2 || !reply.every((n) => typeof n === 'number')) {
     throw bad('script', reply);
   }
