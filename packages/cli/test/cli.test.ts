@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ExitCode } from '@georep/core';
-import { runCli } from '@georep/cli';
+import { renderStatus, runCli } from '@georep/cli';
 import { getFreePort, tempDir } from '@georep/testkit';
 
 async function run(args: string[]): Promise<{ code: number; err: string }> {
@@ -63,5 +63,60 @@ describe('cli errors', () => {
     const bad = await run(['dev', 'start', '--dir', tempDir('cli-bad'), '--regions', 'EU,eu']);
     expect(bad.code).toBe(ExitCode.config);
     expect(bad.err).toContain('[config.invalid-regions]');
+  });
+});
+
+describe('status rendering', () => {
+  it('status - replication links with a backlog about to fill the stream print a warning', () => {
+    const link = {
+      peer: 'ap-south',
+      lagMs: null,
+      appliedOps: 0,
+      appliedBatches: 0,
+      lastAppliedAt: null,
+      appliedTag: null,
+      error: null,
+      backlog: {
+        messages: 1200,
+        bytes: 900 * 1024 * 1024,
+        oldestAgeMs: 600_000,
+        lost: false,
+        growthBytesPerSec: 1024 * 1024,
+        fullInSec: 124,
+        streamLimitBytes: 1024 * 1024 * 1024,
+      },
+    };
+    const text = renderStatus({
+      v: 1,
+      group: 'g',
+      answeredBy: 'eu-west',
+      generatedAt: 0,
+      downAfterMs: 5000,
+      regions: [
+        {
+          name: 'eu-west',
+          state: 'up',
+          linkState: 'linked',
+          heartbeatAgeMs: 0,
+          seenUpBy: ['eu-west'],
+          seenSuspectBy: [],
+          primary: null,
+          nodes: [],
+          agent: null,
+          replication: {
+            enabled: true,
+            state: 'running',
+            capture: { batches: 3, ops: 42, recordedOffset: 10, warnings: 0 },
+            links: [link, { ...link, peer: 'us-east', lagMs: 7, appliedOps: 40, backlog: null }],
+            gcHorizon: null,
+            lastGc: null,
+          },
+        },
+      ],
+    });
+    expect(text).toContain('replication of eu-west (running, 42 ops captured)');
+    expect(text).toMatch(/ap-south\s+-\s+0\s+1200 msgs/);
+    expect(text).toMatch(/us-east\s+7 ms\s+40/);
+    expect(text).toContain('warning: the backlog held for ap-south reaches the stream limit');
   });
 });
