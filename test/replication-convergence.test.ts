@@ -18,6 +18,7 @@ import {
   waitFor,
   type GroupPlan,
   type LocalGroup,
+  seededRandom,
 } from '@georep/testkit';
 import { agentCommand, georep } from './helpers.js';
 import { diffDatasets, readDataset } from './replication-helpers.js';
@@ -26,18 +27,6 @@ const REGIONS = ['eu-west', 'us-east', 'ap-south'] as const;
 const OPS_PER_REGION = 18_000;
 const CHUNK = 200;
 const SEED = Number(process.env.GEOREP_SEED ?? Date.now() % 1_000_000);
-
-/** mulberry32: small, seedable, good enough for a workload. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('replication convergence under faults', () => {
   let plan: GroupPlan;
@@ -99,7 +88,7 @@ describe('replication convergence under faults', () => {
 
   /** One region's random workload, pipelined in chunks. */
   async function workload(region: string, index: number): Promise<void> {
-    const rnd = prng(SEED * 31 + index);
+    const rnd = seededRandom(SEED * 31 + index);
     const pick = (n: number) => Math.floor(rnd() * n);
     const c = client(region);
     for (let done = 0; done < OPS_PER_REGION; done += CHUNK) {

@@ -287,16 +287,7 @@ export class ReplicationPlane {
   #startFeed(nc: NatsConnection, peer: string): void {
     const capture = this.#capture;
     if (capture === null) return;
-    const link: ReplicationLink = {
-      peer,
-      lagMs: null,
-      appliedBatches: 0,
-      appliedOps: 0,
-      lastAppliedAt: null,
-      appliedTag: null,
-      backlog: null,
-      error: null,
-    };
+    const link = emptyLink(peer);
     const client = primaryClient(this.#endpoint(), this.#config.redis, `georep-apply-${peer}`);
     const applier = new Applier({
       client,
@@ -369,16 +360,7 @@ export class ReplicationPlane {
     const peers = new Set([...this.#feeds.keys(), ...this.#consumers]);
     for (const peer of [...peers].sort()) {
       const f = this.#feeds.get(peer);
-      const base: ReplicationLink = f?.link ?? {
-        peer,
-        lagMs: null,
-        appliedBatches: 0,
-        appliedOps: 0,
-        lastAppliedAt: null,
-        appliedTag: null,
-        backlog: null,
-        error: null,
-      };
+      const base = f?.link ?? emptyLink(peer);
       links.push({
         ...base,
         appliedTag: this.#applied.get(peer) ?? null,
@@ -413,6 +395,20 @@ export class ReplicationPlane {
     await this.#gc?.catch(() => undefined);
     await this.#capture?.stop();
   }
+}
+
+/** A link before anything was applied or measured. */
+function emptyLink(peer: string): ReplicationLink {
+  return {
+    peer,
+    lagMs: null,
+    appliedBatches: 0,
+    appliedOps: 0,
+    lastAppliedAt: null,
+    appliedTag: null,
+    backlog: null,
+    error: null,
+  };
 }
 
 /** The newest tag of a batch ('' when empty). */

@@ -25,7 +25,7 @@ import {
   LUA_HELPERS,
   ReplicationInputError,
   ReplicationScriptError,
-  isNoScript,
+  evalScript,
   scriptSha,
 } from './meta.js';
 
@@ -131,26 +131,6 @@ export interface CollectGarbageStep {
 /** The forms of an HLC horizon: a tag, or its `<ms>.<counter>` prefix (below all its regions). */
 const HORIZON = /^\d{15}\.\d{6}(?:\.[a-z0-9-]*)?$/;
 
-async function evalScript(
-  client: Redis,
-  lua: string,
-  sha: string,
-  args: Array<string | Buffer>,
-): Promise<unknown> {
-  try {
-    try {
-      return await client.callBuffer('EVALSHA', sha, 0, ...args);
-    } catch (err) {
-      if (!isNoScript(err)) throw err;
-      return await client.callBuffer('EVAL', lua, 0, ...args);
-    }
-  } catch (err) {
-    throw new ReplicationScriptError('replication.script-failed', 'gc', String(err), {
-      cause: err,
-    });
-  }
-}
-
 /**
  * One bounded step of garbage collection in one db: SCAN `__georep:m:*` from `cursor`, then
  * one gc.lua call over the metadata keys found. Deletes tombstones and dead metadata of missing
@@ -180,7 +160,7 @@ export async function collectGarbage(
   if (!Number.isSafeInteger(count) || count < 1) {
     throw new ReplicationInputError(`count ${count} must be an integer >= 1`);
   }
-  const scan = await evalScript(client, SCAN_SCRIPT, SCAN_SCRIPT_SHA, [
+  const scan = await evalScript(client, 'gc', SCAN_SCRIPT, SCAN_SCRIPT_SHA, [
     String(db),
     cursor,
     `${META_PREFIX}*`,
@@ -202,7 +182,11 @@ export async function collectGarbage(
     fieldsDeleted: 0,
   };
   if (keys.length === 0) return step;
-  const reply = await evalScript(client, GC_SCRIPT, GC_SCRIPT_SHA, [String(db), horizon, ...keys]);
+  const reply = await evalScript(client, 'gc', GC_SCRIPT, GC_SCRIPT_SHA, [
+    String(db),
+    horizon,
+    ...keys,
+  ]);
   if (!Array.isArray(reply) || reply.length !== 2 || !reply.every((n) => typeof n === 'number')) {
     throw bad('script', reply);
   }

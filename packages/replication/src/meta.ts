@@ -28,6 +28,7 @@
  *   another type. A later write that deletes the key or gives it that type brings it in.
  */
 import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
 import { GeorepError, type GeorepErrorOptions } from '@georep/core';
 import { META_PREFIX, type ElementType, type Op, type Tag } from './ops.js';
 
@@ -466,4 +467,26 @@ export function opsFromItems(items: Item[], from: number, what: () => GeorepErro
 /** True for the NOSCRIPT reply of EVALSHA (script cache flushed or never loaded). */
 export function isNoScript(err: unknown): boolean {
   return err instanceof Error && err.message.includes('NOSCRIPT');
+}
+
+/** Runs a script by SHA, sending the source once when the server does not have it cached. */
+export async function evalScript(
+  client: Redis,
+  name: string,
+  lua: string,
+  sha: string,
+  args: Array<string | Buffer>,
+): Promise<unknown> {
+  try {
+    try {
+      return await client.callBuffer('EVALSHA', sha, 0, ...args);
+    } catch (err) {
+      if (!isNoScript(err)) throw err;
+      return await client.callBuffer('EVAL', lua, 0, ...args);
+    }
+  } catch (err) {
+    throw new ReplicationScriptError('replication.script-failed', name, String(err), {
+      cause: err,
+    });
+  }
 }

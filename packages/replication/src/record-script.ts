@@ -18,7 +18,7 @@ import {
   REGION_NAME,
   ReplicationInputError,
   ReplicationScriptError,
-  isNoScript,
+  evalScript,
   opsFromItems,
   parseNetstrings,
   scriptSha,
@@ -306,28 +306,6 @@ function instructionArgs(ins: Instruction): Array<string | Buffer> {
       ];
     case 'flush':
       return ['f', String(ins.db), ins.tag];
-  }
-}
-
-/** Runs a script by SHA, sending the source once when the server does not have it cached. */
-async function evalScript(
-  client: Redis,
-  name: string,
-  lua: string,
-  sha: string,
-  args: Array<string | Buffer>,
-): Promise<unknown> {
-  try {
-    try {
-      return await client.callBuffer('EVALSHA', sha, 0, ...args);
-    } catch (err) {
-      if (!isNoScript(err)) throw err;
-      return await client.callBuffer('EVAL', lua, 0, ...args);
-    }
-  } catch (err) {
-    throw new ReplicationScriptError('replication.script-failed', name, String(err), {
-      cause: err,
-    });
   }
 }
 

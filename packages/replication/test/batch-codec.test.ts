@@ -6,6 +6,7 @@
 import { encode } from '@msgpack/msgpack';
 import { describe, expect, it } from 'vitest';
 import { BadBatchError, decodeBatch, encodeBatch, type OpBatch } from '@georep/replication';
+import { seededRandom } from '@georep/testkit';
 
 const b = (s: string) => Buffer.from(s);
 const T1 = '001732540000000.000003.eu-west';
@@ -70,18 +71,6 @@ function badBatch(fn: () => unknown): BadBatchError {
     return e;
   }
   throw new Error('expected a BadBatchError');
-}
-
-/** Deterministic PRNG (mulberry32), so a failing fuzz case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('batch codec', () => {
@@ -172,7 +161,7 @@ describe('batch codec', () => {
   });
 
   it('codec - thousands of random and mutated inputs give a batch or a BadBatchError, never a crash', () => {
-    const rand = prng(0x5eed);
+    const rand = seededRandom(0x5eed);
     const int = (n: number) => Math.floor(rand() * n);
     const good = encodeBatch(sample());
     let decoded = 0;

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, tempDir, type RedisServer } from '@georep/testkit';
+import { startRedis, tempDir, type RedisServer, seededRandom } from '@georep/testkit';
 import {
   APPLY_MARKER_KEY,
   FLUSH_KEY,
@@ -352,7 +352,7 @@ describe('garbage collection below a horizon', () => {
   it('gc - convergence: regions collecting garbage at safe horizons end identical to one that never does', async () => {
     const SEED = Number(process.env['GEOREP_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
     console.info(`gc convergence seed ${SEED} (GEOREP_SEED=${SEED} replays this run)`);
-    const rnd = prng(SEED);
+    const rnd = seededRandom(SEED);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
     const int = (lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1));
     const regions = [a, b, c];
@@ -573,18 +573,6 @@ describe('garbage collection below a horizon', () => {
     }
   });
 });
-
-/** mulberry32, as in the convergence test of record and apply. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 type Family = 'string' | 'counter' | 'hash' | 'set' | 'zset';
 interface TestKey {

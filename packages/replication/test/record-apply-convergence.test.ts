@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, tempDir, type RedisServer } from '@georep/testkit';
+import { startRedis, tempDir, type RedisServer, seededRandom } from '@georep/testkit';
 import { metaKey, type Instruction, type OpBatch } from '@georep/replication';
 import {
   FakeTime,
@@ -24,18 +24,6 @@ import {
 const SEED = Number(process.env['GEOREP_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
 /** Local commands to run before draining every queue. */
 const COMMANDS = 6000;
-
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 type Family = 'string' | 'counter' | 'hash' | 'set' | 'zset';
 interface TestKey {
@@ -89,7 +77,7 @@ describe('record and apply scripts: convergence of three regions', () => {
 
   it('convergence - random writes in three regions end identical everywhere', async () => {
     console.info(`convergence seed ${SEED} (GEOREP_SEED=${SEED} replays this run)`);
-    const rnd = prng(SEED);
+    const rnd = seededRandom(SEED);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
     const int = (lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1));
     const all = keys();

@@ -41,3 +41,4 @@ export { makeTestCertificates } from './certs.js';
 export type { TestCertificates } from './certs.js';
 export { waitFor, tempDir } from './wait-for.js';
 export { sharedRdbFixturesDir } from './fixtures.js';
+export { seededRandom } from './random.js';
