@@ -35,6 +35,7 @@ import {
   PeerFeed,
   primaryClient,
   type OpBatch,
+  type FeedBatch,
   type PeerBacklog,
 } from '@georep/replication';
 import { parseInfo } from '@georep/redis';
@@ -46,6 +47,11 @@ interface Feed {
   run: Promise<void>;
   link: ReplicationLink;
 }
+
+/** Batches pulled ahead of the apply, per peer. */
+const APPLY_QUEUE_BATCHES = 64;
+/** Operations applied in one transaction at most (more than one batch when they queue up). */
+const APPLY_MAX_OPS = 4096;
 
 /** NATS's default `max_payload`, when the server did not say. */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
@@ -301,32 +307,68 @@ export class ReplicationPlane {
       peer: this.#config.region,
       logger: this.#log,
     });
-    const run = (async () => {
+    // The reader pulls batches ahead (bounded), the writer applies everything that has arrived
+    // in one transaction: under load, one WATCH round and one wait for capture cover many
+    // batches instead of one.
+    const queue: FeedBatch[] = [];
+    let wakeWriter: (() => void) | undefined;
+    let wakeReader: (() => void) | undefined;
+    let reading = true;
+    const reader = (async () => {
+      try {
+        for await (const item of feed) {
+          if (item.type === 'stalled') link.error = item.error.message;
+          else if (item.type === 'resumed') link.error = null;
+          else if (item.type === 'lost') {
+            link.error = `operations ${item.fromSeq}-${item.toSeq} of ${peer} were dropped by its stream limit before this region got them; resync this region`;
+            this.#log.error(
+              { peer, from: item.fromSeq, to: item.toSeq },
+              'replication.backlog-lost',
+            );
+          } else if (item.type === 'batch') {
+            queue.push(item);
+            wakeWriter?.();
+            while (queue.length >= APPLY_QUEUE_BATCHES && !this.#stopped) {
+              // Timed, so that a stop while the writer is gone cannot leave this waiting.
+              await new Promise<void>((r) => {
+                wakeReader = r;
+                setTimeout(r, 100);
+              });
+            }
+          }
+        }
+      } finally {
+        reading = false;
+        wakeWriter?.();
+      }
+    })();
+    const writer = (async () => {
       await client.connect().catch(() => undefined);
-      for await (const item of feed) {
-        if (item.type === 'stalled') {
-          link.error = item.error.message;
+      for (;;) {
+        if (queue.length === 0) {
+          if (!reading || this.#stopped) return;
+          await new Promise<void>((r) => (wakeWriter = r));
           continue;
         }
-        if (item.type === 'resumed') {
-          link.error = null;
-          continue;
+        const take: FeedBatch[] = [];
+        let ops = 0;
+        while (queue.length > 0 && (take.length === 0 || ops < APPLY_MAX_OPS)) {
+          const next = queue.shift()!;
+          take.push(next);
+          ops += next.batch.ops.length;
         }
-        if (item.type === 'lost') {
-          link.error = `operations ${item.fromSeq}-${item.toSeq} of ${peer} were dropped by its stream limit before this region got them; resync this region`;
-          this.#log.error({ peer, from: item.fromSeq, to: item.toSeq }, 'replication.backlog-lost');
-          continue;
-        }
-        if (item.type !== 'batch') continue;
+        wakeReader?.();
         for (;;) {
           try {
-            const r = await applier.apply(item.batch);
-            await item.ack();
-            link.appliedBatches++;
+            const r = await applier.applyMany(take.map((t) => t.batch));
+            // Applying again is a no-op, so the acks need not hold up the next transaction.
+            for (const t of take) void t.ack().catch(() => false);
+            const last = take[take.length - 1]!.batch;
+            link.appliedBatches += take.length;
             link.appliedOps += r.ops;
             link.lastAppliedAt = Date.now();
-            link.lagMs = lagOf(item.batch);
-            const newest = newestTag(item.batch);
+            link.lagMs = lagOf(last);
+            const newest = newestTag(last);
             if (newest > (this.#applied.get(peer) ?? '')) this.#applied.set(peer, newest);
             link.error = null;
             break;
@@ -338,7 +380,10 @@ export class ReplicationPlane {
           }
         }
       }
-    })().finally(() => client.disconnect());
+    })();
+    const run = Promise.all([reader, writer])
+      .then(() => undefined)
+      .finally(() => client.disconnect());
     this.#feeds.set(peer, { peer, feed, run, link });
   }
 

@@ -15,7 +15,7 @@
 import type { Redis } from 'ioredis';
 import { decodeHlc, makeLogger, type HybridLogicalClock, type Logger } from '@georep/core';
 import { parseInfo } from '@georep/redis';
-import { applyBatchOnce } from './apply-script.js';
+import { applyBatchesOnce } from './apply-script.js';
 import { META_PREFIX, type OpBatch } from './ops.js';
 
 /** Options of {@link Applier}. */
@@ -54,9 +54,18 @@ export class Applier {
 
   /** Applies `batch` atomically. Throws when the primary or capture is unavailable. */
   async apply(batch: OpBatch): Promise<AppliedBatch> {
-    this.#advanceClock(batch);
+    return this.applyMany([batch]);
+  }
+
+  /**
+   * Applies several batches of one origin, in order, in one transaction: one WATCH round and one
+   * wait for capture for all of them. Throws when the primary or capture is unavailable.
+   */
+  async applyMany(batches: readonly OpBatch[]): Promise<AppliedBatch> {
+    for (const batch of batches) this.#advanceClock(batch);
     const client = this.#o.client;
-    const byDb = keysByDb(batch);
+    const byDb = keysByDb(batches);
+    const ops = batches.reduce((n, b) => n + b.ops.length, 0);
     for (let attempt = 0; ; attempt++) {
       try {
         for (const [db, keys] of byDb) {
@@ -70,15 +79,15 @@ export class Applier {
           this.#o.recordWaitMs ?? 10_000,
           () => new CaptureBehindError(`capture has not recorded up to offset ${offset}`),
         );
-        const stats = await applyBatchOnce(client, batch);
-        if (stats !== null) return { retries: attempt, ops: batch.ops.length };
+        const stats = await applyBatchesOnce(client, batches);
+        if (stats !== null) return { retries: attempt, ops };
       } catch (err) {
         await client.unwatch().catch(() => undefined);
         throw err;
       }
       if (attempt > 0 && attempt % 50 === 0) {
         this.#log.warn(
-          { origin: batch.origin, seq: batch.seq, attempt },
+          { origin: batches[0]?.origin, seq: batches[0]?.seq, attempt },
           'keys keep changing under the apply; retrying',
         );
       }
@@ -102,10 +111,10 @@ export class Applier {
 }
 
 /** Data keys of the batch per db (metadata keys are not watched: only apply writes them). */
-function keysByDb(batch: OpBatch): Map<number, Buffer[]> {
+function keysByDb(batches: readonly OpBatch[]): Map<number, Buffer[]> {
   const out = new Map<number, Buffer[]>();
   const meta = Buffer.from(META_PREFIX);
-  for (const op of batch.ops) {
+  for (const op of batches.flatMap((b) => b.ops)) {
     if (op.kind === 'flush') continue;
     let list = out.get(op.db);
     if (list === undefined) out.set(op.db, (list = []));

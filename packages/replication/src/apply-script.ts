@@ -370,17 +370,29 @@ const loaded = new WeakSet<Redis>();
  * {@link ReplicationScriptError} when the script fails.
  */
 export async function applyBatchOnce(client: Redis, batch: OpBatch): Promise<ApplyStats | null> {
-  const args = applyArgs(batch);
+  const stats = await applyBatchesOnce(client, [batch]);
+  return stats === null ? null : stats[0]!;
+}
+
+/**
+ * {@link applyBatchOnce} for several batches in one transaction: one EVALSHA each, in order, in
+ * one MULTI/EXEC, so one WATCH round and one wait for capture cover them all. The first write of
+ * the transaction is still the first batch's apply marker, so capture skips all of it.
+ */
+export async function applyBatchesOnce(
+  client: Redis,
+  batches: readonly OpBatch[],
+): Promise<ApplyStats[] | null> {
+  const args = batches.map(applyArgs);
   if (!loaded.has(client)) {
     await loadApplyScript(client);
     loaded.add(client);
   }
   let result: Array<[Error | null, unknown]> | null;
   try {
-    result = await client
-      .multi()
-      .evalsha(APPLY_SCRIPT_SHA, 0, ...args)
-      .exec();
+    const multi = client.multi();
+    for (const a of args) multi.evalsha(APPLY_SCRIPT_SHA, 0, ...a);
+    result = await multi.exec();
   } catch (err) {
     // Redis may refuse the whole transaction (EXECABORT) when the script is missing.
     if (isNoScript(err)) return reload(client);
@@ -389,14 +401,19 @@ export async function applyBatchOnce(client: Redis, batch: OpBatch): Promise<App
     });
   }
   if (result === null) return null;
-  const [err, reply] = result[0] ?? [new Error('empty EXEC reply'), null];
-  if (err !== null) {
-    if (isNoScript(err)) return reload(client);
-    throw new ReplicationScriptError('replication.script-failed', 'apply', err.message, {
-      cause: err,
-    });
+  const stats: ApplyStats[] = [];
+  for (let i = 0; i < batches.length; i++) {
+    const [err, reply] = result[i] ?? [new Error('short EXEC reply'), null];
+    if (err !== null) {
+      if (isNoScript(err)) return reload(client);
+      // The batches before this one were applied; applying them again is a no-op.
+      throw new ReplicationScriptError('replication.script-failed', 'apply', err.message, {
+        cause: err,
+      });
+    }
+    stats.push(parseApplyReply(reply));
   }
-  return parseApplyReply(reply);
+  return stats;
 }
 
 async function reload(client: Redis): Promise<null> {

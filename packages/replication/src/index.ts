@@ -97,6 +97,7 @@ export type { OpsStreamTarget } from './transport-errors.js';
 export { recordBatch, readOutbox, RECORD_SCRIPT, RECORD_SCRIPT_SHA } from './record-script.js';
 export {
   applyBatchOnce,
+  applyBatchesOnce,
   queueApply,
   loadApplyScript,
   parseApplyReply,
