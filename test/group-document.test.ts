@@ -31,6 +31,8 @@ async function launch(
     replicas: 0,
     ports: 'free',
     health: { intervalMs: 500, downAfterMs: DOWN_AFTER_MS },
+    // The data plane has its own suites; off here keeps this one's timing on 2 cores.
+    replication: { enabled: false },
   });
   return { plan, group: await startGroup(plan, { agentCommand, readyTimeoutMs: 30_000 }) };
 }

@@ -51,6 +51,8 @@ describe('group health across three regions', () => {
       ports: 'free',
       appendonly: true,
       health: { intervalMs: 500, downAfterMs: DOWN_AFTER_MS },
+      // The data plane has its own suites; off here keeps this one's timing on 2 cores.
+      replication: { enabled: false },
     });
     group = await startGroup(plan, { agentCommand, readyTimeoutMs: 30_000 });
   });

@@ -252,6 +252,63 @@ describe('snapshots across two regions', () => {
     }
   });
 
+  it('import --region - the agent imports a catalogued snapshot into its primary; replication carries it', async () => {
+    const us = plan.regions.find((r) => r.name === 'us-east')!.nodes[0]!;
+    const usClient = new Redis(us.port, us.host);
+    try {
+      await primary.del('str:7');
+      await waitFor(
+        () => usClient.exists('str:7'),
+        (n) => n === 0,
+        { timeoutMs: 15_000, intervalMs: 100, what: 'the delete replicated to us-east' },
+      );
+      const unconfirmed = await cli('eu-west', [
+        'snapshot',
+        'import',
+        '--region',
+        'us-east',
+        '--from',
+        exported,
+        '--mode',
+        'replace',
+      ]);
+      expect(unconfirmed.code).toBe(2);
+      expect(unconfirmed.stderr).toContain('[usage.confirmation-required]');
+      const file = await cli('eu-west', [
+        'snapshot',
+        'import',
+        '--region',
+        'us-east',
+        '--from',
+        join(dir, 'download.rdb'),
+      ]);
+      expect(file.code).toBe(2);
+      expect(file.stderr).toContain('[snapshot.file-needs-target]');
+
+      const op = await json<OperationView>('eu-west', [
+        'snapshot',
+        'import',
+        '--region',
+        'us-east',
+        '--from',
+        exported,
+        '--mode',
+        'merge',
+      ]);
+      expect(op).toMatchObject({ kind: 'snapshot.import', status: 'succeeded' });
+      expect(op.result).toMatchObject({ keysWritten: 1, skippedExisting: 508 });
+      expect(await usClient.get('str:7')).toBe(`value-7-${'x'.repeat(7)}`);
+      // The imported key is an ordinary write of us-east: it replicates back to eu-west.
+      await waitFor(
+        () => primary.get('str:7'),
+        (v) => v === `value-7-${'x'.repeat(7)}`,
+        { timeoutMs: 15_000, intervalMs: 100, what: 'the imported key replicated to eu-west' },
+      );
+    } finally {
+      usClient.disconnect();
+    }
+  });
+
   it('errors - an unknown node, and a corrupt file that leaves the target untouched', async () => {
     const unknown = await cli('eu-west', [
       'snapshot',

@@ -31,7 +31,7 @@ import { startHttpServer, type HealthDocument } from './http-server.js';
 import { createMetrics, type AgentMetrics } from './metrics.js';
 import { connectNats } from './nats-connection.js';
 import { NodeSampler } from './node-sampler.js';
-import { parseMembershipRequest, parseProposal } from './api-requests.js';
+import { parseImportRequest, parseMembershipRequest, parseProposal } from './api-requests.js';
 import { OperationRunner } from './operations.js';
 import { ReplicationPlane } from './replication-plane.js';
 import { SnapshotPlane } from './snapshot-plane.js';
@@ -53,6 +53,7 @@ const API_VERBS = [
   'snapshot.export',
   'snapshot.list',
   'snapshot.delete',
+  'snapshot.import',
 ];
 
 /** How often the agent re-evaluates its view between heartbeats, to report changes promptly. */
@@ -381,6 +382,33 @@ export class Agent {
           }),
         );
       }
+      case 'snapshot.import': {
+        const request = parseImportRequest(body);
+        return this.#runner.submitTask(
+          'snapshot.import',
+          { region: this.config.region, ...request },
+          {
+            clientToken: typeof body.clientToken === 'string' ? body.clientToken : null,
+            requestedBy: requestedByOf(body),
+          },
+          async () => {
+            const r = await this.#snapshots.import(request);
+            // A summary: the ledger is in the group document, which keeps history.
+            return {
+              keysRead: r.keysRead,
+              keysWritten: r.keysWritten,
+              restored: r.restored,
+              viaCommands: r.viaCommands,
+              skippedExpired: r.skippedExpired,
+              skippedExisting: r.skippedExisting,
+              skippedFiltered: r.skippedFiltered,
+              skippedUnsupported: r.skippedUnsupported.length,
+              flushed: r.flushed,
+              bytes: r.bytes,
+            };
+          },
+        );
+      }
       case 'snapshot.list':
         return { snapshots: doc.snapshots(), location: this.#snapshots.location };
       case 'snapshot.delete': {
@@ -511,8 +539,16 @@ export class Agent {
         to: judged.state,
         suspectBy: judged.seenSuspectBy,
       };
-      if (judged.state === 'up') this.#log.info(fields, `region ${region} is up`);
-      else this.#log.warn(fields, `region ${region} is ${judged.state}`);
+      if (judged.state === 'up') {
+        this.#log.info(fields, `region ${region} is up`);
+        continue;
+      }
+      // Down implies this agent suspects it too. When both happened between two checks (a busy
+      // machine), the suspicion is still logged first, so the log always reads in order.
+      if (judged.state === 'down' && before === 'up') {
+        this.#log.warn({ ...fields, to: 'suspect' }, `region ${region} is suspect`);
+      }
+      this.#log.warn(fields, `region ${region} is ${judged.state}`);
     }
   }
 

@@ -5,6 +5,7 @@
 import { UsageError, isValidName } from '@georep/core';
 import type { Proposal } from '@georep/group';
 import type { MembershipRequest } from './operations.js';
+import type { ImportRequest } from './snapshot-plane.js';
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -56,5 +57,30 @@ export function parseMembershipRequest(body: Record<string, unknown>): Membershi
     clientToken: typeof clientToken === 'string' ? clientToken : null,
     requestedBy:
       typeof requestedBy === 'string' && requestedBy !== '' ? requestedBy.slice(0, 200) : 'unknown',
+  };
+}
+
+/** Checks a `snapshot.import` request: a catalogued name, a mode, and the optional filters. */
+export function parseImportRequest(body: Record<string, unknown>): ImportRequest {
+  const { name, mode, onConflict, match, db } = body;
+  if (typeof name !== 'string' || name === '') throw bad('import request', 'name is required');
+  if (mode !== 'replace' && mode !== 'merge') {
+    throw bad('import request', 'mode must be replace or merge');
+  }
+  if (onConflict !== undefined && onConflict !== 'skip' && onConflict !== 'replace') {
+    throw bad('import request', 'onConflict must be skip or replace');
+  }
+  if (match !== undefined && typeof match !== 'string') {
+    throw bad('import request', 'match must be a string');
+  }
+  if (db !== undefined && (typeof db !== 'number' || !Number.isInteger(db) || db < 0)) {
+    throw bad('import request', 'db must be an integer >= 0');
+  }
+  return {
+    name,
+    mode,
+    ...(onConflict === undefined ? {} : { onConflict }),
+    ...(match === undefined ? {} : { match }),
+    ...(db === undefined ? {} : { db }),
   };
 }

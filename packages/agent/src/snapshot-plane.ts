@@ -21,11 +21,13 @@ import { exportRdb } from '@georep/redis';
 import {
   DirectorySnapshotStore,
   ObjectStoreSnapshotStore,
+  importRdb,
   snapshotBucketName,
   snapshotMetaFromExport,
   snapshotNameOf,
   validateSnapshotName,
   type SnapshotMeta,
+  type ImportRdbResult,
   type SnapshotStore,
 } from '@georep/snapshot';
 import type { GroupPlane } from './group-plane.js';
@@ -44,6 +46,15 @@ async function openWithRetry<T>(open: () => Promise<T>, totalMs = 20_000): Promi
       await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** attempt, 2000)));
     }
   }
+}
+
+/** What an import request says (validated by the API layer). */
+export interface ImportRequest {
+  name: string;
+  mode: 'replace' | 'merge';
+  onConflict?: 'skip' | 'replace';
+  match?: string;
+  db?: number;
 }
 
 /** What an export request may say. */
@@ -210,6 +221,72 @@ export class SnapshotPlane {
       this.#inFlight.delete(name);
       rmSync(file, { force: true });
     }
+  }
+
+  /**
+   * Imports a catalogued snapshot into this region's primary (RESTORE-based, verified before
+   * anything is written). The snapshot may come from any region's object store. With
+   * replication on, what it writes is replicated like any other write.
+   */
+  async import(request: ImportRequest): Promise<ImportRdbResult> {
+    const entry = this.#plane.document.snapshot(request.name);
+    if (entry === undefined) {
+      throw new NotFoundError('snapshot.not-found', `no snapshot ${request.name} in the catalog`, {
+        hint: 'georep snapshot list shows the snapshots',
+      });
+    }
+    const region = String(entry.region);
+    const location = String(entry.store ?? '');
+    let store: SnapshotStore;
+    if (region === this.#config.region) {
+      store = await this.store();
+    } else if (location.startsWith('nats:')) {
+      const nc = this.#nc;
+      if (nc === null) {
+        throw new ConflictError(
+          'snapshot.store-unavailable',
+          'the agent is not connected to NATS yet',
+          {
+            hint: 'retry in a moment; check georep status',
+          },
+        );
+      }
+      store = await ObjectStoreSnapshotStore.open(nc, {
+        bucket: snapshotBucketName(this.#config.group, region),
+      });
+    } else {
+      throw new ConflictError(
+        'snapshot.store-unreachable',
+        `snapshot ${request.name} is in a directory of region ${region} (${location}), which this region cannot read`,
+        { hint: `import it in region ${region}, or download it there and use --target` },
+      );
+    }
+    const primary = this.#latestNodes().find((n) => n.up && n.role === 'primary');
+    if (primary === undefined) {
+      throw new ConflictError(
+        'snapshot.no-node',
+        `the primary of ${this.#config.region} is not up`,
+        {
+          hint: 'georep status shows the nodes and why they are down',
+        },
+      );
+    }
+    const result = await importRdb({
+      source: () => store.read(request.name),
+      target: {
+        node: { host: primary.host, port: primary.port },
+        config: this.#config.redis,
+        ...(request.db === undefined ? {} : { db: request.db }),
+      },
+      mode: request.mode,
+      ...(request.mode === 'merge' ? { onConflict: request.onConflict ?? 'skip' } : {}),
+      ...(request.match === undefined ? {} : { match: request.match }),
+    });
+    this.#log.info(
+      { name: request.name, from: region, keysWritten: result.keysWritten, mode: request.mode },
+      'snapshot imported',
+    );
+    return result;
   }
 
   /** Deletes one of this region's snapshots from the store and the catalog. */

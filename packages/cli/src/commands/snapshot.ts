@@ -253,10 +253,18 @@ function makeImport(): Command {
     .description(
       'import a snapshot into a Redis node (verified completely before anything is written)',
     )
-    .requiredOption(
+    .option(
       '--target <url>',
       'redis://[user:pass@]host:port[/db] (rediss:// for TLS); password also from GEOREP_REDIS_PASSWORD',
     )
+    .option(
+      '--region <name>',
+      "import into this region's primary, through its agent (a catalogued snapshot only)",
+    )
+    .option('--yes', '--region with --mode replace: confirm (the flush and the keys replicate)')
+    .option('--no-wait', '--region: return the operation at once')
+    .option('--client-token <token>', '--region: idempotency token')
+    .addOption(new Option('--wait-timeout <ms>', '--region: how long to wait').default('600000'))
     .requiredOption('--from <name-or-file>', 'a snapshot name from the catalog or a local RDB file')
     .addOption(
       new Option('--mode <mode>', 'replace: flush the target dbs first; merge: keep existing keys')
@@ -281,7 +289,12 @@ function makeImport(): Command {
     .action(
       async (
         opts: {
-          target: string;
+          target?: string;
+          region?: string;
+          yes?: boolean;
+          wait: boolean;
+          clientToken?: string;
+          waitTimeout: string;
           from: string;
           mode: 'replace' | 'merge';
           onConflict: 'skip' | 'replace';
@@ -295,7 +308,20 @@ function makeImport(): Command {
         },
         command: Command,
       ) => {
-        const target = parseRedisTarget(opts.target, process.env, opts.targetCa);
+        if ((opts.target === undefined) === (opts.region === undefined)) {
+          throw new UsageError(
+            'usage.bad-option',
+            'say where to import: exactly one of --target URL or --region NAME',
+            {
+              hint: 'georep snapshot import --region eu-west --from NAME, or --target redis://host:port',
+            },
+          );
+        }
+        if (opts.region !== undefined) {
+          await importThroughAgent(command, { ...opts, region: opts.region });
+          return;
+        }
+        const target = parseRedisTarget(opts.target!, process.env, opts.targetCa);
         if (opts.native === true) {
           await importNative(command, opts, target);
           return;
@@ -330,6 +356,60 @@ function makeImport(): Command {
         }
       },
     );
+}
+
+/**
+ * `snapshot import --region R`: the region's agent imports a catalogued snapshot into its primary
+ * (an operation in the ledger). With replication on, the keys, and a replace's flush, replicate to
+ * every linked region, so a replace needs `--yes`.
+ */
+async function importThroughAgent(
+  command: Command,
+  opts: ChangeOptions & {
+    region: string;
+    from: string;
+    mode: 'replace' | 'merge';
+    onConflict: 'skip' | 'replace';
+    match?: string;
+    db?: string;
+    native?: boolean;
+    yes?: boolean;
+  },
+): Promise<void> {
+  if (existsSync(opts.from)) {
+    throw new UsageError(
+      'snapshot.file-needs-target',
+      `--region imports a snapshot of the catalog; ${opts.from} is a local file`,
+      { hint: 'import a local file with --target redis://host:port, or export a snapshot first' },
+    );
+  }
+  if (opts.native === true) {
+    throw new UsageError(
+      'snapshot.native-conflict',
+      '--native needs --target: the target must dial this machine',
+      { hint: 'use --target with --native, or drop --native' },
+    );
+  }
+  if (opts.mode === 'replace' && opts.yes !== true) {
+    throw new UsageError(
+      'usage.confirmation-required',
+      `--mode replace into region ${opts.region} flushes its databases; with replication the flush and the keys reach every linked region`,
+      { hint: 'add --yes to confirm, or use --mode merge' },
+    );
+  }
+  await submitAndWait(
+    command,
+    opts,
+    'snapshot.import',
+    {
+      name: opts.from,
+      mode: opts.mode,
+      ...(opts.mode === 'merge' ? { onConflict: opts.onConflict } : {}),
+      ...(opts.match === undefined ? {} : { match: opts.match }),
+      ...(opts.db === undefined ? {} : { db: Number(opts.db) }),
+    },
+    opts.region,
+  );
 }
 
 /**
