@@ -235,8 +235,8 @@ export class SnapshotPlane {
         hint: 'georep snapshot list shows the snapshots',
       });
     }
-    const region = String(entry.region);
-    const location = String(entry.store ?? '');
+    const region = typeof entry.region === 'string' ? entry.region : '';
+    const location = typeof entry.store === 'string' ? entry.store : '';
     let store: SnapshotStore;
     if (region === this.#config.region) {
       store = await this.store();
