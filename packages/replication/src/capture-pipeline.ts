@@ -109,6 +109,8 @@ export interface CaptureStats {
   warnings: number;
   /** Newest tag published (the region's produced watermark); '' before the first batch. */
   lastTag: string;
+  /** Failed publish attempts (each is retried until it succeeds). */
+  publishFailures: number;
 }
 
 /** Capture → translate → record → publish for one region. */
@@ -135,6 +137,7 @@ export class CapturePipeline {
     lastBatchAt: 0,
     warnings: 0,
     lastTag: '',
+    publishFailures: 0,
   };
 
   constructor(options: CapturePipelineOptions) {
@@ -321,7 +324,10 @@ export class CapturePipeline {
         this.#seq = seq;
         // Recorded: from here on, the outbox covers these commands even if the publish fails.
         this.#skipUntil = Math.max(this.#skipUntil, last);
-        await this.#o.publish(batch);
+        // A recorded batch is published before anything else is recorded, however long that
+        // takes: later batches must not overtake it (the peers apply in stream order). When the
+        // agent stops meanwhile, the outbox has it and the next start publishes it.
+        if (!(await this.#publishUntilDone(batch))) return;
         this.stats.batches++;
         this.stats.ops += batch.ops.length;
         this.stats.lastBatchAt = Date.now();
@@ -333,6 +339,34 @@ export class CapturePipeline {
       }
       this.#spaceWaiter?.();
       this.#settle();
+    }
+  }
+
+  /** Publishes `batch`, retrying with backoff; false when the pipeline stopped first. */
+  async #publishUntilDone(batch: OpBatch): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#o.publish(batch);
+        if (attempt > 0)
+          this.#log.info({ seq: batch.seq, attempt }, 'batch published after retries');
+        return true;
+      } catch (err) {
+        if (this.#stopped) return false;
+        const cause = (err as Error).cause;
+        this.stats.publishFailures++;
+        if (attempt % 10 === 0) {
+          this.#log.warn(
+            {
+              seq: batch.seq,
+              attempt,
+              err: (err as Error).message,
+              ...(cause instanceof Error ? { cause: cause.message } : {}),
+            },
+            'publishing a recorded batch failed; retrying',
+          );
+        }
+        await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** Math.min(attempt, 5), 2000)));
+      }
     }
   }
 
