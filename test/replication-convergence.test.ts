@@ -8,82 +8,35 @@
  * The workload is seeded (GEOREP_SEED=<n> reruns one); the seed is printed on failure.
  */
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StatusReport } from '@georep/core';
+import { seededRandom, tempDir, waitFor } from '@georep/testkit';
 import {
-  planGroup,
-  startGroup,
-  tempDir,
-  waitFor,
-  type GroupPlan,
-  type LocalGroup,
-  seededRandom,
-} from '@georep/testkit';
-import { agentCommand, georep } from './helpers.js';
-import { diffDatasets, readDataset } from './replication-helpers.js';
+  REPLICATED_REGIONS as REGIONS,
+  diffDatasets,
+  readDataset,
+  startReplicatedGroup,
+  type ReplicatedGroup,
+} from './replication-helpers.js';
 
-const REGIONS = ['eu-west', 'us-east', 'ap-south'] as const;
 const OPS_PER_REGION = 18_000;
 const CHUNK = 200;
 const SEED = Number(process.env.GEOREP_SEED ?? Date.now() % 1_000_000);
 
 describe('replication convergence under faults', () => {
-  let plan: GroupPlan;
-  let group: LocalGroup;
-  const clients = new Map<string, Redis>();
+  let g: ReplicatedGroup;
   const dir = tempDir('convergence');
-  const client = (region: string) => clients.get(region)!;
+  const client = (region: string) => g.client(region);
   /** Sum of all increments per counter key, over every region. */
   const increments = new Map<string, number>();
   /** Operations sent so far per region. */
   const progress = new Map<string, number>(REGIONS.map((r) => [r, 0]));
 
-  const status = async (region: string): Promise<StatusReport> => {
-    const nats = plan.regions.find((r) => r.name === region)!.nats.port;
-    const run = await georep([
-      '--nats',
-      `nats://127.0.0.1:${nats}`,
-      '--group',
-      'conv',
-      'status',
-      '--region',
-      region,
-      '--json',
-    ]);
-    if (run.code !== 0) throw new Error(`georep status: ${run.stderr}`);
-    return JSON.parse(run.stdout) as StatusReport;
-  };
-
   beforeAll(async () => {
-    plan = await planGroup({
-      group: 'conv',
-      dir: join(dir, 'group'),
-      regions: [...REGIONS],
-      replicas: 0,
-      ports: 'free',
-      health: { intervalMs: 500, downAfterMs: 2000 },
-    });
-    group = await startGroup(plan, { agentCommand, readyTimeoutMs: 30_000 });
-    for (const r of plan.regions) {
-      const node = r.nodes[0]!;
-      clients.set(r.name, new Redis(node.port, node.host));
-    }
-    await waitFor(
-      async () =>
-        Promise.all(
-          REGIONS.map(
-            async (r) => (await status(r)).regions.find((x) => x.name === r)?.replication,
-          ),
-        ),
-      (all) => all.every((s) => s?.state === 'running' && s.links.length === 2),
-      { timeoutMs: 30_000, intervalMs: 250, what: 'replication running in every region' },
-    );
+    g = await startReplicatedGroup('conv', join(dir, 'group'));
   });
 
   afterAll(async () => {
-    for (const c of clients.values()) c.disconnect();
-    await group?.stop();
+    await g?.stop();
   });
 
   /** One region's random workload, pipelined in chunks. */
@@ -138,14 +91,14 @@ describe('replication convergence under faults', () => {
     async () => {
       const writers = Promise.all(REGIONS.map((r, i) => workload(r, i)));
       await reach(0.25);
-      await group.partitionRegion('ap-south');
+      await g.group.partitionRegion('ap-south');
       await reach(0.5);
-      const us = group.region('us-east').agent!;
+      const us = g.group.region('us-east').agent!;
       await us.kill();
       await reach(0.65);
-      await group.restartAgentProcess('us-east');
+      await g.group.restartAgentProcess('us-east');
       await reach(0.8);
-      await group.healRegion('ap-south');
+      await g.group.healRegion('ap-south');
       // The faults happened while every region was still writing.
       expect(totalProgress()).toBeLessThan(OPS_PER_REGION * REGIONS.length);
       await writers;

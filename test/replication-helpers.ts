@@ -1,5 +1,8 @@
 /** Helpers of the replication suites: read a region's whole dataset the way a user compares it. */
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
+import type { RegionStatus, StatusReport } from '@georep/core';
+import { planGroup, startGroup, waitFor, type GroupPlan, type LocalGroup } from '@georep/testkit';
+import { agentCommand, georep } from './helpers.js';
 
 /** One key's content: type, value in a canonical form, and TTL in ms (-1 none). */
 export interface KeyContent {
@@ -76,4 +79,81 @@ export function diffDatasets(
   }
   for (const key of b.keys()) if (!a.has(key)) out.push(`${key}: only in the second`);
   return out;
+}
+
+/** The regions of the replication suites. */
+export const REPLICATED_REGIONS = ['eu-west', 'us-east', 'ap-south'] as const;
+
+/** A running three-region group with a client per primary and status helpers. */
+export interface ReplicatedGroup {
+  plan: GroupPlan;
+  group: LocalGroup;
+  client: (region: string) => Redis;
+  nats: (region: string) => string;
+  /** `georep status --region R --json`, asked of R's agent. */
+  status: (region: string) => Promise<StatusReport>;
+  /** The replication part of R's status, as R's agent reports it. */
+  replicationOf: (region: string) => Promise<RegionStatus['replication']>;
+  stop: () => Promise<void>;
+}
+
+/**
+ * Starts three regions with agents and waits until replication runs everywhere (each region
+ * reports capture running and a link to both others).
+ */
+export async function startReplicatedGroup(
+  name: string,
+  dir: string,
+  replication?: Record<string, unknown>,
+): Promise<ReplicatedGroup> {
+  const plan = await planGroup({
+    group: name,
+    dir,
+    regions: [...REPLICATED_REGIONS],
+    replicas: 0,
+    ports: 'free',
+    health: { intervalMs: 500, downAfterMs: 2000 },
+    ...(replication === undefined ? {} : { replication }),
+  });
+  const group = await startGroup(plan, { agentCommand, readyTimeoutMs: 30_000 });
+  const clients = new Map<string, Redis>();
+  for (const r of plan.regions) {
+    const node = r.nodes[0]!;
+    clients.set(r.name, new Redis(node.port, node.host));
+  }
+  const nats = (region: string) =>
+    `nats://127.0.0.1:${plan.regions.find((r) => r.name === region)!.nats.port}`;
+  const status = async (region: string): Promise<StatusReport> => {
+    const run = await georep([
+      '--nats',
+      nats(region),
+      '--group',
+      name,
+      'status',
+      '--region',
+      region,
+      '--json',
+    ]);
+    if (run.code !== 0) throw new Error(`georep status: ${run.stderr}`);
+    return JSON.parse(run.stdout) as StatusReport;
+  };
+  const replicationOf = async (region: string) =>
+    (await status(region)).regions.find((r) => r.name === region)?.replication;
+  await waitFor(
+    async () => Promise.all(REPLICATED_REGIONS.map(replicationOf)),
+    (all) => all.every((s) => s?.state === 'running' && s.links.length === 2),
+    { timeoutMs: 30_000, intervalMs: 250, what: 'replication running in every region' },
+  );
+  return {
+    plan,
+    group,
+    client: (region) => clients.get(region)!,
+    nats,
+    status,
+    replicationOf,
+    stop: async () => {
+      for (const c of clients.values()) c.disconnect();
+      await group.stop();
+    },
+  };
 }

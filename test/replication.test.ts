@@ -6,46 +6,25 @@
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StatusReport } from '@georep/core';
+import { tempDir, waitFor } from '@georep/testkit';
+import { georep } from './helpers.js';
 import {
-  planGroup,
-  startGroup,
-  tempDir,
-  waitFor,
-  type GroupPlan,
-  type LocalGroup,
-} from '@georep/testkit';
-import { agentCommand, georep } from './helpers.js';
-import { diffDatasets, readDataset, readKey } from './replication-helpers.js';
-
-const REGIONS = ['eu-west', 'us-east', 'ap-south'] as const;
+  REPLICATED_REGIONS as REGIONS,
+  diffDatasets,
+  readDataset,
+  readKey,
+  startReplicatedGroup,
+  type ReplicatedGroup,
+} from './replication-helpers.js';
 
 describe('active-active replication across three regions', () => {
-  let plan: GroupPlan;
-  let group: LocalGroup;
-  const clients = new Map<string, Redis>();
+  let g: ReplicatedGroup;
   const dir = tempDir('replication');
-  const client = (region: string) => clients.get(region)!;
-  const nats = (region: string) =>
-    `nats://127.0.0.1:${plan.regions.find((r) => r.name === region)!.nats.port}`;
-  const status = async (region: string): Promise<StatusReport> => {
-    const run = await georep([
-      '--nats',
-      nats(region),
-      '--group',
-      'rep',
-      'status',
-      '--region',
-      region,
-      '--json',
-    ]);
-    if (run.code !== 0) throw new Error(`georep status: ${run.stderr}`);
-    return JSON.parse(run.stdout) as StatusReport;
-  };
-  const replicationOf = async (region: string) =>
-    (await status(region)).regions.find((r) => r.name === region)?.replication;
+  const client = (region: string) => g.client(region);
+  const nats = (region: string) => g.nats(region);
+  const status = (region: string) => g.status(region);
+  const replicationOf = (region: string) => g.replicationOf(region);
 
   /** Waits until every region holds the same dataset; returns it. */
   async function converged(what: string, timeoutMs = 60_000) {
@@ -63,31 +42,15 @@ describe('active-active replication across three regions', () => {
   }
 
   beforeAll(async () => {
-    plan = await planGroup({
-      group: 'rep',
-      dir: join(dir, 'group'),
-      regions: [...REGIONS],
-      replicas: 0,
-      ports: 'free',
-      health: { intervalMs: 500, downAfterMs: 2000 },
-      replication: { watermarkIntervalMs: 1000, gcIntervalMs: 1000, gcMinAgeMs: 0 },
+    g = await startReplicatedGroup('rep', join(dir, 'group'), {
+      watermarkIntervalMs: 1000,
+      gcIntervalMs: 1000,
+      gcMinAgeMs: 0,
     });
-    group = await startGroup(plan, { agentCommand, readyTimeoutMs: 30_000 });
-    for (const r of plan.regions) {
-      const node = r.nodes[0]!;
-      clients.set(r.name, new Redis(node.port, node.host));
-    }
-    // Replication is running once every region publishes a capture status.
-    await waitFor(
-      async () => Promise.all(REGIONS.map(replicationOf)),
-      (all) => all.every((s) => s?.state === 'running' && s.links.length === 2),
-      { timeoutMs: 30_000, intervalMs: 250, what: 'replication running in every region' },
-    );
   });
 
   afterAll(async () => {
-    for (const c of clients.values()) c.disconnect();
-    await group?.stop();
+    await g?.stop();
   });
 
   it('writes - plain clients write to any region; every type appears in the others', async () => {
@@ -150,7 +113,7 @@ describe('active-active replication across three regions', () => {
   });
 
   it('metrics - /metrics reports applied operations and backlog per peer', async () => {
-    const port = plan.regions.find((r) => r.name === 'eu-west')!.agent.httpPort;
+    const port = g.plan.regions.find((r) => r.name === 'eu-west')!.agent.httpPort;
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     const applied = /georep_replication_applied_ops\{[^}]*peer="us-east"[^}]*\} (\d+)/.exec(text);
     expect(Number(applied?.[1])).toBeGreaterThan(0);
@@ -219,7 +182,7 @@ describe('active-active replication across three regions', () => {
 
   it('force-unlink - a region that is gone stops holding back the survivors; its backlog is freed', async () => {
     client('ap-south').disconnect();
-    await group.killRegion('ap-south');
+    await g.group.killRegion('ap-south');
     const eu = client('eu-west');
     for (let i = 0; i < 50; i++) await eu.set(`while-ap-down:${i}`, 'v'.repeat(100));
     const held = await waitFor(
