@@ -224,14 +224,16 @@ local function flush_db(d, T)
   local cur = redis.call('GET', FLUSH_KEY) or ''
   if not lt(cur, T) then return false end
   -- The outbox is this region's own capture state, not data: it survives a remote flush.
-  local outbox, marker = false, false
+  local outbox, outbox1, marker = false, false, false
   if d == 0 then
     outbox = redis.call('GET', OUTBOX_KEY)
+    outbox1 = redis.call('GET', OUTBOX_KEY .. ':1')
     marker = redis.call('GET', APPLY_KEY)
   end
   redis.call('FLUSHDB')
   redis.call('SET', FLUSH_KEY, T)
   if outbox then redis.call('SET', OUTBOX_KEY, outbox) end
+  if outbox1 then redis.call('SET', OUTBOX_KEY .. ':1', outbox1) end
   if marker then redis.call('SET', APPLY_KEY, marker) end
   flush_tags[d] = T
   return true

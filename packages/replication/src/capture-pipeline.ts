@@ -26,7 +26,7 @@ import type { CaptureEndpoint } from './capture-errors.js';
 import type { CaptureEvent } from './capture-events.js';
 import type { Instruction, OpBatch } from './ops.js';
 import type { Position, PositionStore } from './position-store.js';
-import { readOutbox, recordBatch } from './record-script.js';
+import { readOutboxes, recordBatch } from './record-script.js';
 import { isGeorepKey, Translator, type TranslateWarning } from './translate.js';
 
 /**
@@ -125,6 +125,8 @@ export class CapturePipeline {
   #seq = 0;
   #skipUntil = -1;
   #flushing: Promise<void> | undefined;
+  /** The publish in flight (true once stored; false when the pipeline stopped first). */
+  #inflight: Promise<boolean> | undefined;
   #waiters: Array<{ offset: number; resolve: () => void }> = [];
   #spaceWaiter: (() => void) | undefined;
   #stopped = false;
@@ -152,21 +154,20 @@ export class CapturePipeline {
     const node = typeof this.#o.node === 'function' ? this.#o.node() : this.#o.node;
     this.#client = primaryClient(node, this.#o.config, 'georep-capture');
     await this.#client.connect();
-    const outbox = await readOutbox(this.#client);
     const horizon = this.#o.appliedEverywhere?.() ?? '';
-    const newest = outbox?.batch.ops.reduce((m, op) => (op.tag > m ? op.tag : m), '') ?? '';
-    if (outbox !== null && horizon !== '' && newest <= horizon) {
-      this.#seq = outbox.seq;
-      this.#skipUntil = outbox.offset;
-      this.#gate.commit(outbox.offset);
-      this.#log.info({ seq: outbox.seq }, 'outbox already applied everywhere; not re-published');
-    } else if (outbox !== null) {
-      await this.#o.publish(outbox.batch);
-      this.#seq = outbox.seq;
-      this.#skipUntil = outbox.offset;
-      this.#gate.commit(outbox.offset);
-      this.#log.info({ seq: outbox.seq, offset: outbox.offset }, 'outbox re-published');
+    const entries = await readOutboxes(this.#client);
+    for (const entry of entries) {
+      const newest = entry.batch.ops.reduce((m, op) => (op.tag > m ? op.tag : m), '');
+      if (horizon !== '' && newest <= horizon) {
+        this.#log.info({ seq: entry.seq }, 'outbox already applied everywhere; not re-published');
+      } else {
+        await this.#o.publish(entry.batch);
+        this.#log.info({ seq: entry.seq, offset: entry.offset }, 'outbox re-published');
+      }
+      this.#seq = Math.max(this.#seq, entry.seq);
+      this.#skipUntil = Math.max(this.#skipUntil, entry.offset);
     }
+    if (entries.length > 0) this.#gate.commit(this.#skipUntil);
     this.#capture = CaptureStream.start({
       node: this.#o.node,
       config: this.#o.config,
@@ -294,6 +295,11 @@ export class CapturePipeline {
       });
   }
 
+  /**
+   * Records batches one after the other and publishes each in the background: batch n+1 is
+   * recorded while batch n is being published (the outbox has two slots). Publishes stay in
+   * order: n+1 starts after n is stored. Capture's saved position moves only behind publishes.
+   */
   async #flushAll(): Promise<void> {
     while (this.#pending.length > 0 && !this.#stopped) {
       const take: Entry[] = [];
@@ -324,22 +330,43 @@ export class CapturePipeline {
         this.#seq = seq;
         // Recorded: from here on, the outbox covers these commands even if the publish fails.
         this.#skipUntil = Math.max(this.#skipUntil, last);
-        // A recorded batch is published before anything else is recorded, however long that
-        // takes: later batches must not overtake it (the peers apply in stream order). When the
-        // agent stops meanwhile, the outbox has it and the next start publishes it.
-        if (!(await this.#publishUntilDone(batch))) return;
-        this.stats.batches++;
-        this.stats.ops += batch.ops.length;
-        this.stats.lastBatchAt = Date.now();
-        for (const op of batch.ops) if (op.tag > this.stats.lastTag) this.stats.lastTag = op.tag;
+        // The previous batch must be stored first: later batches must not overtake it (peers
+        // apply in stream order), and the next record reuses its outbox slot. When the agent
+        // stops meanwhile, the outbox has both and the next start publishes them.
+        if (this.#inflight !== undefined && !(await this.#inflight)) return;
+        this.#inflight = this.#publishAndCommit(batch, last);
+      } else if (last >= 0) {
+        const before = this.#inflight;
+        this.#inflight =
+          before === undefined
+            ? Promise.resolve(this.#commit(last))
+            : before.then((ok) => ok && this.#commit(last));
       }
-      if (last >= 0) {
-        this.stats.recordedOffset = Math.max(this.stats.recordedOffset, last);
-        this.#gate.commit(last);
-      }
+      // The race protocol needs the metadata, which is written: the applier may go on.
+      if (last >= 0) this.stats.recordedOffset = Math.max(this.stats.recordedOffset, last);
       this.#spaceWaiter?.();
       this.#settle();
     }
+    const inflight = this.#inflight;
+    if (inflight !== undefined) {
+      await inflight;
+      if (this.#inflight === inflight) this.#inflight = undefined;
+    }
+  }
+
+  async #publishAndCommit(batch: OpBatch, last: number): Promise<boolean> {
+    if (!(await this.#publishUntilDone(batch))) return false;
+    this.stats.batches++;
+    this.stats.ops += batch.ops.length;
+    this.stats.lastBatchAt = Date.now();
+    for (const op of batch.ops) if (op.tag > this.stats.lastTag) this.stats.lastTag = op.tag;
+    return this.#commit(last);
+  }
+
+  /** Lets capture's saved position move up to `last` (its commands are published). */
+  #commit(last: number): boolean {
+    if (last >= 0) this.#gate.commit(last);
+    return true;
   }
 
   /** Publishes `batch`, retrying with backoff; false when the pipeline stopped first. */

@@ -94,7 +94,13 @@ export type {
 export type { OpsStreamTarget } from './transport-errors.js';
 
 // record and apply scripts
-export { recordBatch, readOutbox, RECORD_SCRIPT, RECORD_SCRIPT_SHA } from './record-script.js';
+export {
+  recordBatch,
+  readOutbox,
+  readOutboxes,
+  RECORD_SCRIPT,
+  RECORD_SCRIPT_SHA,
+} from './record-script.js';
 export {
   applyBatchOnce,
   applyBatchesOnce,

@@ -99,6 +99,10 @@ export const LUA_HELPERS = String.raw`
 local META = '__georep:m:'
 local FLUSH_KEY = '__georep:flush'
 local OUTBOX_KEY = '__georep:outbox'
+local function outbox_key(seq)
+  if tonumber(seq) % 2 == 1 then return OUTBOX_KEY .. ':1' end
+  return OUTBOX_KEY
+end
 local APPLY_KEY = '__georep:apply'
 
 -- Byte order. Lua's < on strings calls strcoll(), and redis-server runs

@@ -235,7 +235,9 @@ end
 fill_observed()
 local payload = table.concat(out)
 redis.call('SELECT', 0)
-redis.call('SET', OUTBOX_KEY, seq .. '\n' .. offset .. '\n' .. payload)
+-- Two slots, by the parity of seq: batch seq+1 may be recorded while batch seq is being
+-- published, and batch seq+2 only after seq was published.
+redis.call('SET', outbox_key(seq), seq .. '\n' .. offset .. '\n' .. payload)
 return payload
 `;
 
@@ -344,17 +346,31 @@ export async function recordBatch(client: Redis, input: RecordInput): Promise<Op
 
 const READ_OUTBOX = String.raw`
 redis.call('SELECT', 0)
-return redis.call('GET', '__georep:outbox')
+return { redis.call('GET', '__georep:outbox'), redis.call('GET', '__georep:outbox:1') }
 `;
 
 /**
- * The last batch record.lua stored, or null when there is none. At start the agent publishes it
- * again (JetStream drops it if it was stored) and resumes capture after `offset`. Throws
- * {@link OutboxFormatError} when the key holds something else.
+ * The batches record.lua stored in its two outbox slots, oldest first (none, one or two). At
+ * start the agent publishes them again in this order (JetStream drops what it already stored)
+ * and resumes capture after the newest `offset`. Throws {@link OutboxFormatError} when a slot
+ * holds something else.
  */
-export async function readOutbox(client: Redis): Promise<OutboxEntry | null> {
+export async function readOutboxes(client: Redis): Promise<OutboxEntry[]> {
   const raw: unknown = await client.callBuffer('EVAL', READ_OUTBOX, 0);
-  if (raw === null) return null;
+  if (!Array.isArray(raw)) throw new OutboxFormatError('not two slots');
+  const entries = raw
+    .filter((slot: unknown) => slot !== null && slot !== false)
+    .map((slot: unknown) => parseOutbox(slot));
+  return entries.sort((a, b) => a.seq - b.seq);
+}
+
+/** The newest batch of the outbox, or null when there is none. */
+export async function readOutbox(client: Redis): Promise<OutboxEntry | null> {
+  const entries = await readOutboxes(client);
+  return entries[entries.length - 1] ?? null;
+}
+
+function parseOutbox(raw: unknown): OutboxEntry {
   if (!Buffer.isBuffer(raw)) throw new OutboxFormatError('not a string');
   const nl1 = raw.indexOf(0x0a);
   const nl2 = nl1 < 0 ? -1 : raw.indexOf(0x0a, nl1 + 1);

@@ -13,6 +13,7 @@ import {
   compareTags,
   metaKey,
   readOutbox,
+  readOutboxes,
   recordBatch,
   type OpBatch,
 } from '@georep/replication';
@@ -96,19 +97,30 @@ describe('record and apply scripts', () => {
 
     it('record - the outbox holds seq, offset and a payload readOutbox rebuilds', async () => {
       const k = `${prefix()}:o`;
-      await a.client.del(OUTBOX_KEY);
+      await a.client.del(OUTBOX_KEY, `${OUTBOX_KEY}:1`);
       expect(await readOutbox(a.client)).toBeNull();
       await a.client.call('SET', k, '5');
       const batch = await recordBatch(a.client, {
         origin: 'a',
-        seq: 77,
+        seq: 78,
         offset: 123456,
         instructions: [value(k)(a.tag()), counter(k, 5)(a.tag()), expire(k)(a.tag())],
       });
+      // Even sequence numbers use the first slot, odd ones the second.
       const raw = await a.client.getBuffer(OUTBOX_KEY);
-      expect(raw!.subarray(0, 10).toString()).toBe('77\n123456\n');
+      expect(raw!.subarray(0, 10).toString()).toBe('78\n123456\n');
       const entry = await readOutbox(a.client);
-      expect(entry).toEqual({ seq: 77, offset: 123456, batch });
+      expect(entry).toEqual({ seq: 78, offset: 123456, batch });
+      const next = await recordBatch(a.client, {
+        origin: 'a',
+        seq: 79,
+        offset: 123500,
+        instructions: [value(k)(a.tag())],
+      });
+      expect((await readOutboxes(a.client)).map((e) => [e.seq, e.batch])).toEqual([
+        [78, batch],
+        [79, next],
+      ]);
       expect(batch.ops.map((op) => op.kind)).toEqual(['value', 'counter', 'expire']);
     });
 
