@@ -67,6 +67,17 @@ const ms = (x) => (x === Infinity ? 'not seen' : Number.isNaN(x) ? '-' : `${x.to
 const num = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : String(x));
 const secs = (x) => (Number.isFinite(x) ? `${(x / 1000).toFixed(2)} s` : 'not within the wait');
 const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
+const procCpu = (pid) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may contain spaces) start after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return ticks / CLOCK_TICKS;
+};
+/** USER_HZ of Linux; 100 on every common platform. */
+const CLOCK_TICKS = 100;
+
 /** VmRSS and VmHWM (peak) of a process, in bytes. */
 const procMemory = (pid) => {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -318,6 +329,14 @@ try {
   const { a, b, c } = g;
   const bKey = (i) => `blast:${i}`;
   const last = bKey(BLAST - 1);
+  // CPU seconds of every process of the group over the blast: is the machine the limit?
+  const processes = REGIONS.flatMap((r) => [
+    [`agent ${r}`, g.agentPid(r)],
+    [`redis ${r}`, g.group.region(r).nodes[0].pid],
+    [`nats ${r}`, g.group.region(r).nats.pid],
+  ]);
+  const cpuBefore = Object.fromEntries(processes.map(([name, pid]) => [name, procCpu(pid)]));
+  const selfCpuBefore = process.cpuUsage();
   const t0 = performance.now();
   await pipelined(a, BLAST, (pl, i) => pl.set(bKey(i), STRING_VALUE));
   const acked = performance.now() - t0;
@@ -326,6 +345,21 @@ try {
       [b, c].map((r) => whenTrue(async () => (await r.exists(last)) === 1, BULK_WAIT_MS, 10)),
     )
   ).map((t) => t - t0);
+  const blastSeconds = (performance.now() - t0) / 1000;
+  const cpu = Object.fromEntries(
+    processes.map(([name, pid]) => [name, procCpu(pid) - cpuBefore[name]]),
+  );
+  const self = process.cpuUsage(selfCpuBefore);
+  cpu['bench (load + watch)'] = (self.user + self.system) / 1e6;
+  const cpuTotal = Object.values(cpu).reduce((x, y) => x + y, 0);
+  console.log(
+    `CPU over the ${blastSeconds.toFixed(1)} s of the blast (2 cores = ${(2 * blastSeconds).toFixed(1)} s available): ${cpuTotal.toFixed(1)} s used`,
+  );
+  for (const [name, secs] of Object.entries(cpu).sort((x, y) => y[1] - x[1])) {
+    console.log(
+      `  ${name.padEnd(22)} ${secs.toFixed(2).padStart(6)} s  ${((100 * secs) / blastSeconds).toFixed(0).padStart(4)} % of one core`,
+    );
+  }
   const loaded = Object.fromEntries(REGIONS.map((r) => [r, procMemory(g.agentPid(r))]));
   const counts = await Promise.all([b, c].map((r) => countExisting(r, BLAST, bKey)));
   // When the wait ran out, what did arrive in it is the rate.
@@ -368,6 +402,8 @@ try {
   const withoutAgent = await benchmark();
   results.throughput = {
     keys: BLAST,
+    cpuSeconds: cpu,
+    blastSeconds,
     acceptedByAPerSec: Math.round(BLAST / (acked / 1000)),
     lastVisibleInBMs: Math.round(inB),
     lastVisibleInCMs: Math.round(inC),
