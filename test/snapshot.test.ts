@@ -256,6 +256,12 @@ describe('snapshots across two regions', () => {
     const us = plan.regions.find((r) => r.name === 'us-east')!.nodes[0]!;
     const usClient = new Redis(us.port, us.host);
     try {
+      // Replication starts with the agents; wait until eu-west's data has reached us-east.
+      await waitFor(
+        () => usClient.get('str:7'),
+        (v) => v === `value-7-${'x'.repeat(7)}`,
+        { timeoutMs: 30_000, intervalMs: 100, what: "eu-west's data replicated to us-east" },
+      );
       await primary.del('str:7');
       await waitFor(
         () => usClient.exists('str:7'),

@@ -46,6 +46,8 @@ interface Feed {
   feed: PeerFeed;
   run: Promise<void>;
   link: ReplicationLink;
+  /** Stops pulling and applying; queued batches are dropped (unacked, so redelivered later). */
+  stop: () => Promise<void>;
 }
 
 /** Batches pulled ahead of the apply, per peer. */
@@ -136,6 +138,14 @@ export class ReplicationPlane {
           this.#log.warn({ peer }, 'peer removed from the group: its backlog is freed');
         }
       }
+      // Feeds of peers that left go first, and before capture: their applies wait on capture.
+      for (const [peer, f] of this.#feeds) {
+        if (!peers.includes(peer)) {
+          this.#feeds.delete(peer);
+          // Not awaited: an apply in progress may take until its wait for capture times out.
+          void f.stop();
+        }
+      }
       if (active && this.#capture === null) await this.#startCapture(stream);
       if (!active && this.#capture !== null) {
         this.#log.warn(
@@ -146,13 +156,6 @@ export class ReplicationPlane {
         this.#capture = null;
       }
       for (const peer of peers) if (!this.#feeds.has(peer)) this.#startFeed(nc, peer);
-      for (const [peer, f] of this.#feeds) {
-        if (!peers.includes(peer)) {
-          await f.feed.stop();
-          await f.run.catch(() => undefined);
-          this.#feeds.delete(peer);
-        }
-      }
       for (const peer of this.#consumers) {
         try {
           this.#backlogs.set(peer, this.#withForecast(peer, await stream.backlog(peer)));
@@ -311,6 +314,7 @@ export class ReplicationPlane {
     // in one transaction: under load, one WATCH round and one wait for capture cover many
     // batches instead of one.
     const queue: FeedBatch[] = [];
+    let feedStopped = false;
     let wakeWriter: (() => void) | undefined;
     let wakeReader: (() => void) | undefined;
     let reading = true;
@@ -346,7 +350,7 @@ export class ReplicationPlane {
       await client.connect().catch(() => undefined);
       for (;;) {
         if (queue.length === 0) {
-          if (!reading || this.#stopped) return;
+          if (!reading || this.#stopped || feedStopped) return;
           await new Promise<void>((r) => (wakeWriter = r));
           continue;
         }
@@ -375,7 +379,7 @@ export class ReplicationPlane {
           } catch (err) {
             link.error = (err as Error).message;
             this.#log.warn({ peer, err: link.error }, 'apply failed; retrying');
-            if (this.#stopped) return;
+            if (this.#stopped || feedStopped) return;
             await new Promise((r) => setTimeout(r, 500));
           }
         }
@@ -384,7 +388,14 @@ export class ReplicationPlane {
     const run = Promise.all([reader, writer])
       .then(() => undefined)
       .finally(() => client.disconnect());
-    this.#feeds.set(peer, { peer, feed, run, link });
+    const stop = async () => {
+      feedStopped = true;
+      queue.length = 0;
+      wakeWriter?.();
+      await feed.stop();
+      await run.catch(() => undefined);
+    };
+    this.#feeds.set(peer, { peer, feed, run, link, stop });
   }
 
   #endpoint(): { host: string; port: number } {
@@ -434,8 +445,7 @@ export class ReplicationPlane {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#state = 'stopped';
-    for (const f of this.#feeds.values()) await f.feed.stop();
-    for (const f of this.#feeds.values()) await f.run.catch(() => undefined);
+    await Promise.all([...this.#feeds.values()].map((f) => f.stop()));
     this.#feeds.clear();
     await this.#gc?.catch(() => undefined);
     await this.#capture?.stop();

@@ -36,6 +36,8 @@ import { isGeorepKey, Translator, type TranslateWarning } from './translate.js';
 export class GatedPositionStore implements PositionStore {
   readonly #inner: PositionStore;
   #candidates: Position[] = [];
+  /** Bumped by a full resync: commits of batches from before it are ignored. */
+  #history = 0;
 
   constructor(inner: PositionStore) {
     this.#inner = inner;
@@ -50,8 +52,23 @@ export class GatedPositionStore implements PositionStore {
     if (this.#candidates.length > 1024) this.#candidates.splice(0, 512);
   }
 
-  /** Persists the newest saved position at or before `offset` of `replid`. */
-  commit(offset: number): void {
+  /** The history that positions saved from now on belong to. */
+  get history(): number {
+    return this.#history;
+  }
+
+  /**
+   * A full resync began: offsets start over under a new replication id, so the saved candidates
+   * and any commit of an older batch no longer compare with what comes.
+   */
+  newHistory(): void {
+    this.#history++;
+    this.#candidates = [];
+  }
+
+  /** Persists the newest saved position at or before `offset`, for batches of `history`. */
+  commit(offset: number, history = this.#history): void {
+    if (history !== this.#history) return;
     let chosen: Position | undefined;
     let keep = 0;
     for (let i = 0; i < this.#candidates.length; i++) {
@@ -94,6 +111,8 @@ export interface CapturePipelineOptions {
 }
 
 interface Entry {
+  /** The capture history (full resyncs) the command belongs to. */
+  history: number;
   instructions: Instruction[];
   /** Stream offset after the command (-1 for snapshot keys). */
   offset: number;
@@ -153,21 +172,14 @@ export class CapturePipeline {
   async start(): Promise<void> {
     const node = typeof this.#o.node === 'function' ? this.#o.node() : this.#o.node;
     this.#client = primaryClient(node, this.#o.config, 'georep-capture');
-    await this.#client.connect();
-    const horizon = this.#o.appliedEverywhere?.() ?? '';
-    const entries = await readOutboxes(this.#client);
-    for (const entry of entries) {
-      const newest = entry.batch.ops.reduce((m, op) => (op.tag > m ? op.tag : m), '');
-      if (horizon !== '' && newest <= horizon) {
-        this.#log.info({ seq: entry.seq }, 'outbox already applied everywhere; not re-published');
-      } else {
-        await this.#o.publish(entry.batch);
-        this.#log.info({ seq: entry.seq, offset: entry.offset }, 'outbox re-published');
-      }
-      this.#seq = Math.max(this.#seq, entry.seq);
-      this.#skipUntil = Math.max(this.#skipUntil, entry.offset);
+    try {
+      await this.#client.connect();
+      await this.#publishOutbox(this.#client);
+    } catch (err) {
+      // The caller tries again with a new pipeline: do not leave a connection behind.
+      this.#client.disconnect();
+      throw err;
     }
-    if (entries.length > 0) this.#gate.commit(this.#skipUntil);
     this.#capture = CaptureStream.start({
       node: this.#o.node,
       config: this.#o.config,
@@ -177,6 +189,28 @@ export class CapturePipeline {
     // Pings and REPLCONF in the stream move capture's position without a command.
     this.#poll = setInterval(() => this.#settle(), 5).unref();
     this.#run = this.#loop();
+  }
+
+  /** Publishes the outbox slots a previous run left, oldest first, and resumes after them. */
+  async #publishOutbox(client: Redis): Promise<void> {
+    const horizon = this.#o.appliedEverywhere?.() ?? '';
+    const entries = await readOutboxes(client);
+    for (const entry of entries) {
+      const newest = entry.batch.ops.reduce((m, op) => (op.tag > m ? op.tag : m), '');
+      if (horizon !== '' && newest <= horizon) {
+        this.#log.info({ seq: entry.seq }, 'outbox already applied everywhere; not re-published');
+      } else {
+        await this.#o.publish(entry.batch);
+        this.#log.info({ seq: entry.seq, offset: entry.offset }, 'outbox re-published');
+      }
+      this.#seq = Math.max(this.#seq, entry.seq);
+    }
+    // The newest batch's offset: the older slot may belong to a history before a full resync.
+    const newest = entries[entries.length - 1];
+    if (newest !== undefined) {
+      this.#skipUntil = newest.offset;
+      this.#gate.commit(newest.offset);
+    }
   }
 
   /** Position capture has reached (what a restart resumes from lags behind this). */
@@ -230,12 +264,21 @@ export class CapturePipeline {
           this.#o.onWarning?.(t.warning);
         }
         const skip = ev.offset <= this.#skipUntil;
-        this.#pending.push({ instructions: skip ? [] : t.instructions, offset: ev.offset });
+        this.#pending.push({
+          history: this.#gate.history,
+          instructions: skip ? [] : t.instructions,
+          offset: ev.offset,
+        });
         return;
       }
       case 'snapshot-start':
-        // A full resync: the dataset is the snapshot; every key in it is a write.
+        // A full resync: the dataset is the snapshot; every key in it is a write. Offsets start
+        // over under a new history: nothing from the old one may be skipped, committed or count
+        // as recorded for the new one.
         this.#skipUntil = -1;
+        this.#translator.reset();
+        this.#gate.newHistory();
+        this.stats.recordedOffset = -1;
         this.#log.info({ reason: ev.reason, detail: ev.detail }, 'full sync of the primary');
         return;
       case 'snapshot-keys': {
@@ -246,11 +289,11 @@ export class CapturePipeline {
             instructions.push({ kind: 'value', db: k.db, key: k.key, tag: tick() });
           }
         }
-        this.#pending.push({ instructions, offset: -1 });
+        this.#pending.push({ history: this.#gate.history, instructions, offset: -1 });
         return;
       }
       case 'snapshot-end':
-        this.#pending.push({ instructions: [], offset: ev.offset });
+        this.#pending.push({ history: this.#gate.history, instructions: [], offset: ev.offset });
         return;
       case 'resumed':
         this.#log.info({ offset: ev.offset, replid: ev.replid }, 'capture resumed');
@@ -307,11 +350,13 @@ export class CapturePipeline {
       while (this.#pending.length > 0) {
         const next = this.#pending[0]!;
         if (take.length > 0 && count + next.instructions.length > this.#maxOps()) break;
+        if (take.length > 0 && next.history !== take[0]!.history) break;
         take.push(this.#pending.shift()!);
         count += next.instructions.length;
       }
       const instructions = take.flatMap((e) => e.instructions);
       const last = take.reduce((m, e) => Math.max(m, e.offset), -1);
+      const history = take[0]!.history;
       if (instructions.length > 0) {
         const seq = this.#seq + 1;
         let batch: OpBatch;
@@ -328,22 +373,22 @@ export class CapturePipeline {
           throw err;
         }
         this.#seq = seq;
-        // Recorded: from here on, the outbox covers these commands even if the publish fails.
-        this.#skipUntil = Math.max(this.#skipUntil, last);
         // The previous batch must be stored first: later batches must not overtake it (peers
         // apply in stream order), and the next record reuses its outbox slot. When the agent
         // stops meanwhile, the outbox has both and the next start publishes them.
         if (this.#inflight !== undefined && !(await this.#inflight)) return;
-        this.#inflight = this.#publishAndCommit(batch, last);
+        this.#inflight = this.#publishAndCommit(batch, last, history);
       } else if (last >= 0) {
         const before = this.#inflight;
         this.#inflight =
           before === undefined
-            ? Promise.resolve(this.#commit(last))
-            : before.then((ok) => ok && this.#commit(last));
+            ? Promise.resolve(this.#commit(last, history))
+            : before.then((ok) => ok && this.#commit(last, history));
       }
       // The race protocol needs the metadata, which is written: the applier may go on.
-      if (last >= 0) this.stats.recordedOffset = Math.max(this.stats.recordedOffset, last);
+      if (last >= 0 && history === this.#gate.history) {
+        this.stats.recordedOffset = Math.max(this.stats.recordedOffset, last);
+      }
       this.#spaceWaiter?.();
       this.#settle();
     }
@@ -354,18 +399,18 @@ export class CapturePipeline {
     }
   }
 
-  async #publishAndCommit(batch: OpBatch, last: number): Promise<boolean> {
+  async #publishAndCommit(batch: OpBatch, last: number, history: number): Promise<boolean> {
     if (!(await this.#publishUntilDone(batch))) return false;
     this.stats.batches++;
     this.stats.ops += batch.ops.length;
     this.stats.lastBatchAt = Date.now();
     for (const op of batch.ops) if (op.tag > this.stats.lastTag) this.stats.lastTag = op.tag;
-    return this.#commit(last);
+    return this.#commit(last, history);
   }
 
   /** Lets capture's saved position move up to `last` (its commands are published). */
-  #commit(last: number): boolean {
-    if (last >= 0) this.#gate.commit(last);
+  #commit(last: number, history: number): boolean {
+    if (last >= 0) this.#gate.commit(last, history);
     return true;
   }
 

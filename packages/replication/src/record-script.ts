@@ -37,6 +37,21 @@ export const RECORD_SCRIPT: string =
   String.raw`
 local origin, seq, offset = ARGV[1], ARGV[2], ARGV[3]
 
+-- The same batch again (the reply of the first run was lost to a timeout or a dropped
+-- connection): return what was recorded then, so that nothing, counters above all, is recorded
+-- twice.
+redis.call('SELECT', 0)
+local recorded = redis.call('GET', outbox_key(seq))
+if recorded then
+  local nl1 = string.find(recorded, '\n', 1, true)
+  if nl1 and string.sub(recorded, 1, nl1 - 1) == seq then
+    local nl2 = string.find(recorded, '\n', nl1 + 1, true)
+    if nl2 and string.sub(recorded, nl1 + 1, nl2 - 1) == offset then
+      return string.sub(recorded, nl2 + 1)
+    end
+  end
+end
+
 local function ns(s)
   return #s .. ':' .. s
 end

@@ -62,6 +62,15 @@ export class Translator {
     this.#tick = tick;
   }
 
+  /**
+   * Forgets the transaction state: after a full resync the stream starts over, and a MULTI that
+   * was cut off with the old link must not make the new stream's commands skipped.
+   */
+  reset(): void {
+    this.#txStart = false;
+    this.#skipping = false;
+  }
+
   /** Translates one command of db `db`. */
   feed(db: number, argv: readonly Buffer[]): Translated {
     const writes = commandKeys(argv);

@@ -4,11 +4,12 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HybridLogicalClock } from '@georep/core';
+import { HybridLogicalClock, encodeHlc } from '@georep/core';
 import {
   CapturePipeline,
   MemoryPositionStore,
   readOutbox,
+  recordBatch,
   type OpBatch,
 } from '@georep/replication';
 import { startRedis, tempDir, waitFor, type RedisServer } from '@georep/testkit';
@@ -131,5 +132,28 @@ describe('capture pipeline', () => {
     } finally {
       await second.stop();
     }
+  });
+
+  it('record - the same batch recorded twice (a lost reply) counts its increments once', async () => {
+    const clock = new HybridLogicalClock('eu');
+    const input = {
+      origin: 'eu',
+      seq: 9001,
+      offset: 424242,
+      instructions: [
+        {
+          kind: 'counter' as const,
+          db: 0,
+          key: Buffer.from('r:counter'),
+          tag: encodeHlc(clock.tick()),
+          delta: '7',
+        },
+      ],
+    };
+    await client.incrby('r:counter', 7);
+    const first = await recordBatch(client, input);
+    const again = await recordBatch(client, input);
+    expect(again).toEqual(first);
+    expect(await client.hget('__georep:m:r:counter', 'c:eu')).toBe('7');
   });
 });
