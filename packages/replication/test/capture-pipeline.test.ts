@@ -4,7 +4,7 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HybridLogicalClock, encodeHlc } from '@georep/core';
+import { HybridLogicalClock, encodeHlc, silentLogger } from '@georep/core';
 import {
   CapturePipeline,
   MemoryPositionStore,
@@ -40,6 +40,7 @@ describe('capture pipeline', () => {
       config: { commandTimeoutMs: 1000 },
       clock: new HybridLogicalClock('eu'),
       store,
+      logger: silentLogger,
       publish: (batch) => {
         if (failures > 0) {
           failures--;
@@ -78,6 +79,7 @@ describe('capture pipeline', () => {
         config: { commandTimeoutMs: 1000 },
         clock: new HybridLogicalClock('eu'),
         store,
+        logger: silentLogger,
         publish,
       });
     // The first run records the increment but never manages to publish it, then stops (a crash
