@@ -59,12 +59,24 @@ export function validate(o: ImportRdbOptions): void {
   }
 }
 
-/** Whether the import covers this key at all (db and match filters). */
+/**
+ * georep's own keys (replication metadata, outbox, markers) in a snapshot of a replicated region.
+ * They describe that region's replication state, not data, and never go into a target.
+ */
+const GEOREP_PREFIX = Buffer.from('__georep:');
+
+/** Whether the import covers this key at all (georep's keys, db and match filters). */
 export function covered(
   rec: RdbKeyFields,
   options: ImportRdbOptions,
   glob: KeyGlob | undefined,
 ): boolean {
+  if (
+    rec.key.length >= GEOREP_PREFIX.length &&
+    GEOREP_PREFIX.equals(rec.key.subarray(0, GEOREP_PREFIX.length))
+  ) {
+    return false;
+  }
   if (options.target.db !== undefined && rec.db !== options.target.db) return false;
   return glob === undefined || glob.matches(rec.key);
 }
