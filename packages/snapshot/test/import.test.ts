@@ -61,6 +61,30 @@ const run = (server: RedisServer, o: Partial<ImportRdbOptions> = {}) =>
   });
 
 describe('import', () => {
+  it("import - georep's own keys in a replicated region's snapshot are never written", async () => {
+    const replicated = await startRedis({ dir: tempDir('imp-georep') });
+    const file = join(tempDir('imp-georep-rdb'), 'dump.rdb');
+    try {
+      const c = clientOf(replicated);
+      await c.set('user:1', 'ann');
+      await c.hset('__georep:m:user:1', 't', '001795620000000.000000.eu-west');
+      await c.set('__georep:outbox', '1\n10\npayload');
+      c.disconnect();
+      await exportRdb({ node: nodeOf(replicated), config: redisConfig(), out: file });
+    } finally {
+      await replicated.stop();
+    }
+    const { server, c } = await freshTarget();
+    const r = await importRdb({
+      source: fileSource(file),
+      target: { node: nodeOf(server), config: redisConfig() },
+      mode: 'merge',
+    });
+    expect(r).toMatchObject({ keysRead: 3, keysWritten: 1, skippedFiltered: 2 });
+    expect(await c.get('user:1')).toBe('ann');
+    expect(await c.keys('__georep:*')).toEqual([]);
+  });
+
   it('import - replace into a fresh server restores every key, value, TTL and function', async () => {
     const { server, c } = await freshTarget();
     const progress: string[] = [];
