@@ -253,14 +253,8 @@ local function apply_flush(db, T)
 end
 
 local stats = { v = { 0, 0 }, c = { 0, 0 }, e = { 0, 0 }, l = { 0, 0 }, f = { 0, 0 } }
-local i = 3
-local function arg()
-  local v = ARGV[i]
-  i = i + 1
-  return v
-end
-
-while i <= #ARGV do
+argi = 3
+while args_left() do
   local kind = arg()
   local done
   if kind == 'f' then

@@ -105,6 +105,17 @@ local function outbox_key(seq)
 end
 local APPLY_KEY = '__georep:apply'
 
+-- ARGV is read in order: a fixed header, then the operations in flat form until the end.
+local argi = 1
+local function arg()
+  local v = ARGV[argi]
+  argi = argi + 1
+  return v
+end
+local function args_left()
+  return argi <= #ARGV
+end
+
 -- Byte order. Lua's < on strings calls strcoll(), and redis-server runs
 -- setlocale(LC_COLLATE, ""), so < follows the server's locale, not the bytes.
 local function lt(a, b)

@@ -213,14 +213,8 @@ local function record_flush(db, tag)
   emit('f'); emit(fmt_int(db)); emit(tag)
 end
 
-local i = 4
-local function arg()
-  local v = ARGV[i]
-  i = i + 1
-  return v
-end
-
-while i <= #ARGV do
+argi = 4
+while args_left() do
   local kind = arg()
   if kind == 'f' then
     local db = tonumber(arg())

@@ -27,28 +27,31 @@ describe('capture pipeline', () => {
     await server?.stop();
   });
 
-  const keysOf = (batches: OpBatch[]) =>
-    batches.flatMap((b) => b.ops.map((op) => ('key' in op ? Buffer.from(op.key).toString() : '')));
-
-  it('pipeline - a failing publish is retried until it works; nothing is skipped or reordered', async () => {
-    const published: OpBatch[] = [];
-    let failures = 3;
-    const store = new MemoryPositionStore();
-    const pipeline = new CapturePipeline({
+  /** A pipeline of region eu on the test server, publishing with `publish`. */
+  const pipelineWith = (store: MemoryPositionStore, publish: (b: OpBatch) => Promise<void>) =>
+    new CapturePipeline({
       region: 'eu',
       node: { host: '127.0.0.1', port: server.port },
       config: { commandTimeoutMs: 1000 },
       clock: new HybridLogicalClock('eu'),
       store,
       logger: silentLogger,
-      publish: (batch) => {
-        if (failures > 0) {
-          failures--;
-          return Promise.reject(new Error('JetStream unavailable'));
-        }
-        published.push(batch);
-        return Promise.resolve();
-      },
+      publish,
+    });
+
+  const keysOf = (batches: OpBatch[]) =>
+    batches.flatMap((b) => b.ops.map((op) => ('key' in op ? Buffer.from(op.key).toString() : '')));
+
+  it('pipeline - a failing publish is retried until it works; nothing is skipped or reordered', async () => {
+    const published: OpBatch[] = [];
+    let failures = 3;
+    const pipeline = pipelineWith(new MemoryPositionStore(), (batch) => {
+      if (failures > 0) {
+        failures--;
+        return Promise.reject(new Error('JetStream unavailable'));
+      }
+      published.push(batch);
+      return Promise.resolve();
     });
     await pipeline.start();
     try {
@@ -72,16 +75,7 @@ describe('capture pipeline', () => {
 
   it('pipeline - a batch recorded but not published is published at the next start, once', async () => {
     const store = new MemoryPositionStore();
-    const make = (publish: (b: OpBatch) => Promise<void>) =>
-      new CapturePipeline({
-        region: 'eu',
-        node: { host: '127.0.0.1', port: server.port },
-        config: { commandTimeoutMs: 1000 },
-        clock: new HybridLogicalClock('eu'),
-        store,
-        logger: silentLogger,
-        publish,
-      });
+    const make = (publish: (b: OpBatch) => Promise<void>) => pipelineWith(store, publish);
     // The first run records the increment but never manages to publish it, then stops (a crash
     // before the ack). Everything before it (its full sync) is published normally.
     const firstPublished: OpBatch[] = [];
