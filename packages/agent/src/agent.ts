@@ -31,7 +31,17 @@ import { startHttpServer, type HealthDocument } from './http-server.js';
 import { createMetrics, type AgentMetrics } from './metrics.js';
 import { connectNats } from './nats-connection.js';
 import { NodeSampler } from './node-sampler.js';
-import { parseImportRequest, parseMembershipRequest, parseProposal } from './api-requests.js';
+import {
+  parseImportRequest,
+  parseMembershipRequest,
+  parseProposal,
+  parseSwitchoverRequest,
+} from './api-requests.js';
+import { AutoFailover } from './auto-failover.js';
+import { SwitchoverPlane, isScheduledSwitchover } from './switchover.js';
+import { SentinelEndpoint } from './sentinel-endpoint.js';
+import { makeSentinelView } from './sentinel-view.js';
+import { cancelOperation } from '@georep/group';
 import { OperationRunner } from './operations.js';
 import { ReplicationPlane } from './replication-plane.js';
 import { SnapshotPlane } from './snapshot-plane.js';
@@ -54,6 +64,8 @@ const API_VERBS = [
   'snapshot.list',
   'snapshot.delete',
   'snapshot.import',
+  'switchover',
+  'op.cancel',
 ];
 
 /** How often the agent re-evaluates its view between heartbeats, to report changes promptly. */
@@ -76,6 +88,10 @@ export class Agent {
   readonly #runner: OperationRunner;
   readonly #snapshots: SnapshotPlane;
   readonly replication: ReplicationPlane;
+  readonly switchover: SwitchoverPlane;
+  readonly autoFailover: AutoFailover;
+  #tickAgain = false;
+  #sentinel: SentinelEndpoint | null = null;
   readonly #peerAgents = new Map<string, string>();
   #nc: NatsConnection | null = null;
   #service: Service | null = null;
@@ -122,7 +138,7 @@ export class Agent {
       askVote: (region, proposal) => this.#askVote(region, proposal),
     });
     try {
-      this.#runner.failInterrupted();
+      this.#runner.failInterrupted(isScheduledSwitchover);
     } catch (err) {
       this.#log.error({ err: (err as Error).message }, 'could not mark interrupted operations');
     }
@@ -131,11 +147,26 @@ export class Agent {
       this.plane,
       () => this.report().regions.find((r) => r.name === config.region)?.nodes ?? [],
     );
-    this.replication = new ReplicationPlane(config, this.plane, () =>
-      this.report()
-        .regions.find((r) => r.name === config.region)
-        ?.nodes.find((n) => n.up && n.role === 'primary'),
-    );
+    this.switchover = new SwitchoverPlane({
+      config,
+      plane: this.plane,
+      runner: this.#runner,
+      samples: () =>
+        this.#tracker.report(config.region).regions.find((r) => r.name === config.region)?.nodes ??
+        [],
+      onTopologyChange: () => this.#topologyChanged(),
+    });
+    this.autoFailover = new AutoFailover({
+      config,
+      plane: this.plane,
+      switchover: this.switchover,
+      onTopologyChange: () => this.#topologyChanged(),
+    });
+    // Replication follows the first shard's legitimate primary (the data plane is one shard).
+    this.replication = new ReplicationPlane(config, this.plane, () => {
+      const primary = this.switchover.shards()[0]?.primary;
+      return primary?.up === true && primary.role === 'primary' ? primary : undefined;
+    });
     this.metrics = createMetrics(() => this.report(), {
       group: config.group,
       region: config.region,
@@ -156,6 +187,7 @@ export class Agent {
         agent.metrics,
       );
     }
+    await agent.#startSentinel();
     agent.#timers.push(setInterval(() => void agent.#tick(), config.health.intervalMs));
     agent.#timers.push(
       setInterval(() => agent.#guard('view check', () => agent.#checkView()), VIEW_CHECK_MS),
@@ -172,6 +204,38 @@ export class Agent {
       'agent started',
     );
     return agent;
+  }
+
+  /**
+   * Serves the Sentinel-compatible endpoint. A taken port is logged, not fatal: health,
+   * replication and the API keep running, and Sentinel clients use the other agents' endpoints.
+   */
+  async #startSentinel(): Promise<void> {
+    const options = this.config.sentinel;
+    if (options === false) return;
+    try {
+      this.#sentinel = await SentinelEndpoint.start({
+        host: options.host,
+        port: options.port,
+        ...(options.password === undefined ? {} : { password: options.password }),
+        view: makeSentinelView({
+          report: () => this.report(),
+          document: this.plane.document,
+          seed: `${this.config.group}/${this.config.region}/${options.port}`,
+          failover: this.config.failover,
+        }),
+      });
+    } catch (err) {
+      this.#log.error(
+        { err: (err as Error).message, port: options.port },
+        'the Sentinel-compatible endpoint is off: cannot listen',
+      );
+    }
+  }
+
+  /** Port of the Sentinel-compatible endpoint, or null when it is off. */
+  get sentinelPort(): number | null {
+    return this.#sentinel?.port ?? null;
   }
 
   /** Port of the HTTP endpoint, or null when it is off. */
@@ -195,7 +259,11 @@ export class Agent {
     const report = this.#tracker.report(this.config.region);
     for (const region of report.regions) {
       region.linkState = this.plane.document.region(region.name)?.linkState ?? null;
-      if (region.name === this.config.region) region.replication = this.replication.status();
+      if (region.name === this.config.region) {
+        region.replication = this.replication.status();
+        region.activity = this.switchover.activity;
+        region.sentinel = this.#sentinel?.address ?? null;
+      }
     }
     return report;
   }
@@ -356,7 +424,14 @@ export class Agent {
         }
         return op;
       }
+      case 'switchover':
+        return this.switchover.submit(parseSwitchoverRequest(body));
+      case 'op.cancel': {
+        cancelOperation(doc, String(body.id), { requestedBy: requestedByOf(body) });
+        return doc.operation(String(body.id));
+      }
       case 'snapshot.export': {
+        this.switchover.assertNotBusy('a snapshot export');
         const node = this.#snapshots.chooseNode(
           typeof body.node === 'string' ? body.node : undefined,
         );
@@ -384,6 +459,7 @@ export class Agent {
       }
       case 'snapshot.import': {
         const request = parseImportRequest(body);
+        this.switchover.assertNotBusy('a snapshot import');
         return this.#runner.submitTask(
           'snapshot.import',
           { region: this.config.region, ...request },
@@ -478,19 +554,39 @@ export class Agent {
   }
 
   async #tick(): Promise<void> {
-    if (this.#ticking || this.#stopped) return;
+    if (this.#stopped) return;
+    if (this.#ticking) {
+      this.#tickAgain = true;
+      return;
+    }
     this.#ticking = true;
     try {
-      const nodes = await this.#sampler.sampleAll();
-      this.#tracker.setLocal(nodes, this.identity);
-      this.#tracker.expect(this.plane.document.regions().map((r) => r.name));
-      this.plane.updatePeers(this.#tracker.regions);
-      this.#publish();
+      do {
+        this.#tickAgain = false;
+        const nodes = await this.#sampler.sampleAll();
+        this.#tracker.setLocal(nodes, this.identity);
+        this.#tracker.expect(this.plane.document.regions().map((r) => r.name));
+        this.plane.updatePeers(this.#tracker.regions);
+        this.#publish();
+        this.#onSampled();
+        await this.autoFailover.check();
+        this.switchover.runDue();
+      } while (this.#tickAgain && !this.#stopped);
     } catch (err) {
       this.#log.error({ err: (err as Error).message }, 'health tick failed');
     } finally {
       this.#ticking = false;
     }
+  }
+
+  /** After a primary changed: sample again at once, so that every view (and Sentinel) moves on. */
+  #topologyChanged(): void {
+    void this.#tick();
+  }
+
+  /** Hook run after every sample of this region's nodes (discovery answers). */
+  #onSampled(): void {
+    this.#sentinel?.refresh();
   }
 
   #publish(): void {
@@ -510,6 +606,8 @@ export class Agent {
       nodes: self?.nodes ?? [],
       view,
       docHeads: this.plane.document.heads(),
+      activity: this.switchover.activity,
+      ...(this.#sentinel === null ? {} : { sentinel: this.#sentinel.address }),
     };
     try {
       nc.publish(this.subjects.heartbeat(this.config.region), JSON.stringify(heartbeat));
@@ -565,6 +663,7 @@ export class Agent {
     this.#subscription?.unsubscribe();
     if (this.#nc !== null) await this.#nc.drain().catch(() => undefined);
     this.#sampler.close();
+    await this.#sentinel?.close();
     const http = this.#http;
     if (http !== null) await new Promise<void>((resolve) => http.server.close(() => resolve()));
     this.#log.info({}, 'agent stopped');

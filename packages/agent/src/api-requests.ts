@@ -6,6 +6,7 @@ import { UsageError, isValidName } from '@georep/core';
 import type { Proposal } from '@georep/group';
 import type { MembershipRequest } from './operations.js';
 import type { ImportRequest } from './snapshot-plane.js';
+import type { SwitchoverRequest } from './switchover.js';
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -82,5 +83,30 @@ export function parseImportRequest(body: Record<string, unknown>): ImportRequest
     ...(onConflict === undefined ? {} : { onConflict }),
     ...(match === undefined ? {} : { match }),
     ...(db === undefined ? {} : { db }),
+  };
+}
+
+/** Checks a `switchover` request: target node ids, when and mode. */
+export function parseSwitchoverRequest(body: Record<string, unknown>): SwitchoverRequest {
+  const what = 'switchover request';
+  const { nodes, when, mode, clientToken } = body;
+  if (!Array.isArray(nodes) || nodes.some((n) => typeof n !== 'string' || n === ''))
+    throw bad(what, 'nodes must be a list of node ids');
+  if (nodes.length > 1000) throw bad(what, 'too many nodes');
+  if (when !== undefined && when !== 'now' && when !== 'maintenance-window')
+    throw bad(what, 'when must be now or maintenance-window');
+  if (mode !== undefined && mode !== 'safe' && mode !== 'force')
+    throw bad(what, 'mode must be safe or force');
+  if (clientToken !== undefined && clientToken !== null && typeof clientToken !== 'string')
+    throw bad(what, 'clientToken must be text');
+  return {
+    nodes: nodes as string[],
+    when: when ?? 'now',
+    mode: mode ?? 'safe',
+    clientToken: typeof clientToken === 'string' ? clientToken : null,
+    requestedBy:
+      typeof body.requestedBy === 'string' && body.requestedBy !== ''
+        ? body.requestedBy.slice(0, 200)
+        : 'unknown',
   };
 }

@@ -14,3 +14,25 @@ export type { GroupPlaneOptions } from './group-plane.js';
 export { OperationRunner } from './operations.js';
 export type { MembershipRequest, RunnerContext } from './operations.js';
 export { splitMessage, ChunkReassembler, parseChunkHeader, CHUNK_HEADER } from './sync-chunks.js';
+export { shardsOf, shardOf, sameHost } from './shards.js';
+export type { ShardView } from './shards.js';
+export {
+  SwitchoverPlane,
+  isScheduledSwitchover,
+  MAX_SHARDS_PER_SWITCHOVER,
+  SWITCHOVER_KIND,
+} from './switchover.js';
+export type { SwitchoverRequest, ShardSwitchResult, SwitchoverContext } from './switchover.js';
+export { AutoFailover } from './auto-failover.js';
+export type { AutoFailoverEvent, AutoFailoverContext } from './auto-failover.js';
+export { SentinelEndpoint, sentinelRunId, DEFAULT_SENTINEL_LIMITS } from './sentinel-endpoint.js';
+export type {
+  SentinelAddress,
+  SentinelPrimary,
+  SentinelReplica,
+  SentinelMaster,
+  SentinelPeer,
+  SentinelView,
+  SentinelEndpointLimits,
+  SentinelEndpointOptions,
+} from './sentinel-endpoint.js';

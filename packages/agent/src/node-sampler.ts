@@ -5,6 +5,7 @@
 import type { Redis } from 'ioredis';
 import type { ConfiguredNode, NodeRole, NodeSample, RedisConfig } from '@georep/core';
 import { createNodeClient, sampleNode } from '@georep/redis';
+import { sameHost } from './shards.js';
 
 /** Owns one client per configured node. */
 export class NodeSampler {
@@ -53,9 +54,4 @@ export function withReplicaLag(samples: NodeSample[]): NodeSample[] {
     );
     return link === undefined ? sample : { ...sample, lagBytes: link.lagBytes };
   });
-}
-
-function sameHost(a: string, b: string): boolean {
-  const norm = (h: string) => (h === 'localhost' || h === '::1' ? '127.0.0.1' : h);
-  return norm(a) === norm(b);
 }

@@ -99,10 +99,12 @@ export class OperationRunner {
    * Operations this region was running when its agent stopped cannot resume (their votes and
    * steps were in memory): mark them failed so that nobody waits for them forever.
    */
-  failInterrupted(): void {
+  failInterrupted(resumable: (op: OperationView) => boolean = () => false): void {
     const doc = this.#ctx.plane.document;
     for (const op of doc.pendingOperations()) {
       if (op.requestedVia !== this.#ctx.region) continue;
+      // A scheduled operation that has not started is kept: its owner picks it up again.
+      if (op.status === 'pending' && resumable(op)) continue;
       doc.updateOperation(op.id, {
         status: 'failed',
         error: {
@@ -126,6 +128,20 @@ export class OperationRunner {
     request: { clientToken?: string | null; requestedBy: string },
     work: (operationId: string) => Promise<Record<string, unknown>>,
   ): OperationView {
+    const { operation, created } = this.recordTask(kind, params, request);
+    if (created) this.startTask(operation.id, work);
+    return operation;
+  }
+
+  /**
+   * Records a task without starting it (a scheduled one); {@link startTask} runs it later. A
+   * retried request (same client token, same parameters) returns the recorded operation.
+   */
+  recordTask(
+    kind: string,
+    params: Record<string, unknown>,
+    request: { clientToken?: string | null; requestedBy: string },
+  ): { operation: OperationView; created: boolean } {
     const clientToken =
       request.clientToken == null ? null : validateClientToken(request.clientToken);
     const doc = this.#ctx.plane.document;
@@ -136,7 +152,16 @@ export class OperationRunner {
       requestedVia: this.#ctx.region,
       requestedBy: request.requestedBy,
     });
-    if (!created) return doc.operation(operation.id) ?? operation;
+    return { operation: created ? operation : (doc.operation(operation.id) ?? operation), created };
+  }
+
+  /** Runs a recorded task in the background; its result or error goes into the ledger. */
+  startTask(
+    operationId: string,
+    work: (operationId: string) => Promise<Record<string, unknown>>,
+  ): void {
+    const doc = this.#ctx.plane.document;
+    const operation = { id: operationId };
     const run = (async () => {
       doc.updateOperation(operation.id, { status: 'running' });
       try {
@@ -149,7 +174,6 @@ export class OperationRunner {
       }
     })().finally(() => this.#running.delete(run));
     this.#running.add(run);
-    return operation;
   }
 
   /** Records a failed operation with its error code and hint. */

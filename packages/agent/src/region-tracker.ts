@@ -128,6 +128,7 @@ export class RegionTracker {
       id: n.id,
       host: n.host,
       port: n.port,
+      ...(n.shard === undefined ? {} : { shard: n.shard }),
       role: n.role,
       up: false,
       error: `region not reachable: last heartbeat ${age}s ago`,
@@ -154,6 +155,12 @@ export class RegionTracker {
         primary: primary?.id ?? null,
         nodes,
         agent: isSelf ? this.#localAgent : (seen?.heartbeat.agent ?? null),
+        ...(isSelf
+          ? {}
+          : {
+              activity: seen?.heartbeat.activity ?? null,
+              sentinel: seen?.heartbeat.sentinel ?? null,
+            }),
       });
     }
     return {

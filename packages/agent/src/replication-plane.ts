@@ -68,6 +68,8 @@ export class ReplicationPlane {
   #nc: NatsConnection | null = null;
   #stream: OpsStream | null = null;
   #capture: CapturePipeline | null = null;
+  /** `host:port` of the primary the capture and the appliers were started against. */
+  #capturedFrom: string | null = null;
   readonly #feeds = new Map<string, Feed>();
   readonly #consumers = new Set<string>();
   #state: ReplicationStatus['state'] = 'off';
@@ -146,6 +148,7 @@ export class ReplicationPlane {
           void f.stop();
         }
       }
+      await this.#followPrimary();
       if (active && this.#capture === null) await this.#startCapture(stream);
       if (!active && this.#capture !== null) {
         this.#log.warn(
@@ -272,6 +275,25 @@ export class ReplicationPlane {
     return state === undefined || state === 'unlinked' || state === 'force-unlinked';
   }
 
+  /**
+   * After a switchover or failover, capture and the appliers still talk to the old primary (now
+   * a replica: its writes fail with READONLY). Restart them against the new one; capture resumes
+   * from its saved position with a partial resync (PSYNC2 keeps the replication id history), and
+   * the outbox and per-key metadata were replicated to the new primary with the data.
+   */
+  async #followPrimary(): Promise<void> {
+    const current = this.#primary();
+    if (this.#capture === null || current === undefined || !current.up) return;
+    const at = `${current.host}:${current.port}`;
+    if (at === this.#capturedFrom) return;
+    this.#log.info({ from: this.#capturedFrom, to: at }, 'primary changed: replication follows');
+    const feeds = [...this.#feeds.values()];
+    this.#feeds.clear();
+    await Promise.all(feeds.map((f) => f.stop()));
+    await this.#capture.stop();
+    this.#capture = null;
+  }
+
   async #startCapture(stream: OpsStream): Promise<void> {
     const capture = new CapturePipeline({
       region: this.#config.region,
@@ -288,6 +310,7 @@ export class ReplicationPlane {
       onWarning: (w) =>
         this.#log.warn({ command: w.command, reason: w.reason }, 'replication.unsupported'),
     });
+    this.#capturedFrom = `${this.#endpoint().host}:${this.#endpoint().port}`;
     await capture.start();
     this.#capture = capture;
     this.#log.info({}, 'capture started');

@@ -14,6 +14,8 @@ export interface DevRegion {
   nats: string;
   natsMonitor: string;
   agent: { http: string; pid: number | null; log: string };
+  /** The agent's Sentinel-compatible endpoint: point Sentinel-aware clients here. */
+  sentinel: { host: string; port: number } | null;
   nodes: {
     id: string;
     host: string;
@@ -111,6 +113,10 @@ export function describeRegion(
       pid: processes?.agent?.pid ?? null,
       log: region.agent.logFile,
     },
+    sentinel:
+      region.agent.sentinelPort === undefined
+        ? null
+        : { host: plan.host, port: region.agent.sentinelPort },
     nodes: region.nodes.map((n, i) => ({
       id: n.id,
       host: n.host,

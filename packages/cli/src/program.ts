@@ -16,6 +16,7 @@ import {
 } from './commands/group.js';
 import { makeSnapshotCommand } from './commands/snapshot.js';
 import { makeStatusCommand } from './commands/status.js';
+import { makeSwitchoverCommand } from './commands/switchover.js';
 import { addGlobalOptions } from './global-options.js';
 
 /** Builds the root command. `exitOverride` makes commander throw instead of exiting (tests). */
@@ -31,6 +32,7 @@ export function makeProgram(): Command {
     .addCommand(makeGroupCommand())
     .addCommand(makeLinkCommand())
     .addCommand(makeUnlinkCommand())
+    .addCommand(makeSwitchoverCommand())
     .addCommand(makeOperationCommand())
     .addCommand(makeHistoryCommand())
     .addCommand(makeSnapshotCommand())

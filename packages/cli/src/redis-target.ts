@@ -3,7 +3,7 @@
  * writes to directly, for the offline snapshot tools. Credentials in the URL are accepted but
  * `GEOREP_REDIS_PASSWORD` keeps them out of shell history.
  */
-import { UsageError, type RedisConfig } from '@georep/core';
+import { DEFAULT_SHARD, UsageError, type RedisConfig } from '@georep/core';
 
 /** A parsed target: where, how to authenticate, which db. */
 export interface RedisTarget {
@@ -40,7 +40,7 @@ export function parseRedisTarget(
   return {
     node: { id: `${host}:${port}`, host, port },
     config: {
-      nodes: [{ host, port }],
+      nodes: [{ host, port, shard: DEFAULT_SHARD }],
       commandTimeoutMs: 10_000,
       ...(username === undefined ? {} : { username }),
       ...(password === undefined ? {} : { password }),

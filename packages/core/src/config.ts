@@ -13,6 +13,19 @@ const name = (what: string) =>
     .string()
     .refine(isValidName, `${what} must be 1-32 lower-case letters, digits or '-' (e.g. "eu-west")`);
 
+/** The shard of nodes that name none: a region with one shard never needs to name it. */
+export const DEFAULT_SHARD = 'main';
+
+/** True when `Intl` knows the time zone (IANA names such as `Europe/Berlin`, and `UTC`). */
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const fileRef = z.string().min(1, 'must be a file path');
 
 const tlsSchema = z
@@ -61,6 +74,14 @@ const nodeSchema = z
       .optional(),
     host: z.string().min(1),
     port: z.number().int().min(1).max(65535),
+    /**
+     * The shard the node belongs to: a primary and its replicas. Nodes without one are in
+     * {@link DEFAULT_SHARD}. Switchover and failover never move a node between shards.
+     */
+    shard: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,31}$/, '1-32 lower-case letters, digits or \'-\' (e.g. "s2")')
+      .default(DEFAULT_SHARD),
   })
   .strict();
 
@@ -87,6 +108,47 @@ const healthSchema = z
       'downAfterMs must be at least twice intervalMs, or one late heartbeat marks a region suspect',
   });
 
+const failoverSchema = z
+  .object({
+    /** Promote a replica when a shard's primary is down (Sentinel's job, done by the agent). */
+    auto: z.boolean().default(true),
+    /** A primary unreachable this long, with its replicas' links down too, is failed over. */
+    downAfterMs: z.number().int().min(500).max(600_000).default(5000),
+    /** At most one automatic failover per shard in this period (Sentinel's failover-timeout). */
+    failoverTimeoutMs: z.number().int().min(1000).max(3_600_000).default(60_000),
+    /** How long a safe switchover waits for the target to reach the primary's offset. */
+    switchoverTimeoutMs: z.number().int().min(100).max(600_000).default(5000),
+  })
+  .strict();
+
+/** When planned switchovers with `--when maintenance-window` may run. */
+const maintenanceWindowSchema = z
+  .object({
+    /** Local start time, `HH:MM` or `HH:MM:SS` (24 h). */
+    start: z
+      .string()
+      .regex(
+        /^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$/,
+        'must be HH:MM or HH:MM:SS, 24-hour (e.g. "02:30")',
+      ),
+    durationMinutes: z
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 60),
+    timeZone: z.string().refine(isTimeZone, 'must be an IANA time zone (e.g. "Europe/Berlin")'),
+  })
+  .strict();
+
+const sentinelSchema = z
+  .object({
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(26379),
+    /** Password Sentinel clients must send with AUTH (`sentinelPassword` in ioredis). */
+    password: z.string().optional(),
+  })
+  .strict();
+
 const httpSchema = z
   .object({
     host: z.string().default('127.0.0.1'),
@@ -104,6 +166,19 @@ export const agentConfigSchema = z
     nats: natsSchema,
     redis: redisSchema,
     health: healthSchema.default({ intervalMs: 1000, downAfterMs: 5000 }),
+    failover: failoverSchema.default({
+      auto: true,
+      downAfterMs: 5000,
+      failoverTimeoutMs: 60_000,
+      switchoverTimeoutMs: 5000,
+    }),
+    /** Window for `georep switchover --when maintenance-window`; null when none is set. */
+    maintenanceWindow: maintenanceWindowSchema.nullable().default(null),
+    /** The Sentinel-compatible discovery endpoint; `false` turns it off. */
+    sentinel: z.union([sentinelSchema, z.literal(false)]).default({
+      host: '127.0.0.1',
+      port: 26379,
+    }),
     /** `false` turns the HTTP endpoint off. */
     http: z.union([httpSchema, z.literal(false)]).default({ host: '127.0.0.1', port: 9464 }),
     dataDir: z.string().optional(),
@@ -177,11 +252,15 @@ export type NatsConfig = z.output<typeof natsSchema>;
 export type RedisConfig = z.output<typeof redisSchema>;
 /** TLS settings for NATS or Redis. */
 export type TlsConfig = z.output<typeof tlsSchema>;
+/** A region's maintenance window as configured. */
+export type MaintenanceWindowConfig = z.output<typeof maintenanceWindowSchema>;
 /** A configured Redis node. */
 export interface ConfiguredNode {
   id: string;
   host: string;
   port: number;
+  /** Its shard ({@link DEFAULT_SHARD} unless configured). */
+  shard?: string;
 }
 
 /** Environment variables read by {@link loadAgentConfig}, documented in docs/configuration.md. */
@@ -297,6 +376,15 @@ export function parseAgentConfig(raw: unknown, source = 'configuration'): AgentC
       },
     );
   }
+  if (config.failover.downAfterMs < 2 * config.health.intervalMs) {
+    throw new ConfigError(
+      'config.invalid',
+      `${source} is invalid: failover.downAfterMs (${config.failover.downAfterMs}) is under twice health.intervalMs (${config.health.intervalMs})`,
+      {
+        hint: 'a primary must miss at least two samples before it is failed over: raise failover.downAfterMs',
+      },
+    );
+  }
   if (!config.regions.includes(config.region)) config.regions.unshift(config.region);
   return config;
 }
@@ -358,6 +446,7 @@ export function configuredNodes(config: Pick<AgentConfig, 'redis'>): ConfiguredN
     id: n.id ?? `${n.host}:${n.port}`,
     host: n.host,
     port: n.port,
+    shard: n.shard,
   }));
 }
 

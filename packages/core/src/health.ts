@@ -26,6 +26,8 @@ export interface NodeSample {
   id: string;
   host: string;
   port: number;
+  /** The node's shard (absent from agents older than shards: read it as `main`). */
+  shard?: string;
   up: boolean;
   /** Why the node is not `up` (connection refused, timeout, LOADING, ...). */
   error?: string;
@@ -35,6 +37,14 @@ export interface NodeSample {
   version?: string;
   /** `master_repl_offset`. */
   replOffset?: number;
+  /** On a replica: how much of its primary's stream it has processed (`slave_repl_offset`). */
+  replicaOffset?: number;
+  /** `run_id` of the server process. */
+  runId?: string;
+  /** On a replica: `slave_priority`; 0 means it is never promoted. */
+  replicaPriority?: number;
+  /** `master_failover_state` while a FAILOVER runs on this node. */
+  failoverState?: string;
   /** On a replica: its primary and the link. */
   primary?: { host: string; port: number; linkUp: boolean; lastIoSecondsAgo?: number };
   /** On a replica: bytes behind its primary, when the primary is sampled too. */
@@ -71,6 +81,17 @@ export interface Heartbeat {
   view: Record<string, 'up' | 'suspect'>;
   /** Heads of this agent's group document: peers whose heads differ keep syncing. */
   docHeads?: string[];
+  /** The agent's Sentinel-compatible endpoint, for clients' sentinel lists. */
+  sentinel?: { host: string; port: number };
+  /** A switchover or failover running in the region (others are refused meanwhile). */
+  activity?: RegionActivity | null;
+}
+
+/** Management work that holds a region's nodes: nothing else may change them meanwhile. */
+export interface RegionActivity {
+  kind: 'switching' | 'failing-over';
+  operationId: string | null;
+  since: number;
 }
 
 /** One region in a {@link StatusReport}. */
@@ -88,6 +109,10 @@ export interface RegionStatus {
   primary: string | null;
   nodes: NodeSample[];
   agent: { id: string; version: string; startedAt: number } | null;
+  /** What the region is busy with (`switching` during a switchover), or null. */
+  activity?: RegionActivity | null;
+  /** The region agent's Sentinel-compatible endpoint, when it serves one. */
+  sentinel?: { host: string; port: number } | null;
   /** Replication of this region, filled in by the region's own agent. */
   replication?: ReplicationStatus;
 }

@@ -32,8 +32,18 @@ export {
   loadAgentConfig,
   configuredNodes,
   resolveSecret,
+  DEFAULT_SHARD,
 } from './config.js';
-export type { AgentConfig, NatsConfig, RedisConfig, TlsConfig, ConfiguredNode } from './config.js';
+export type {
+  AgentConfig,
+  NatsConfig,
+  RedisConfig,
+  TlsConfig,
+  ConfiguredNode,
+  MaintenanceWindowConfig,
+} from './config.js';
+export { maintenanceWindowAt } from './maintenance-window.js';
+export type { DailyWindow, WindowTimes } from './maintenance-window.js';
 export type {
   RegionState,
   NodeRole,
@@ -44,6 +54,7 @@ export type {
   StatusReport,
   ReplicationLink,
   ReplicationStatus,
+  RegionActivity,
 } from './health.js';
 export { isTerminalStatus } from './group-types.js';
 export type {

@@ -22,3 +22,13 @@ export { DocumentSync } from './document-sync.js';
 export type { SyncSend, DocumentSyncOptions } from './document-sync.js';
 export { Voter, collectVotes, quorumFor, noQuorumError } from './votes.js';
 export type { Proposal, Ballot, VoteResult, Grant, GrantStore } from './votes.js';
+export {
+  shardPrimaries,
+  setShardPrimary,
+  routedTo,
+  setRouting,
+  maintenanceWindowOf,
+  setMaintenanceWindow,
+  cancelOperation,
+} from './region-topology.js';
+export type { ChangeBy } from './region-topology.js';

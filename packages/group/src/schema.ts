@@ -35,6 +35,16 @@ export interface RegionDoc {
   nats: string[];
   maintenanceWindow: MaintenanceWindow | null;
   forced: Forced | null;
+  /**
+   * shard → node id of its primary, as the region's agent last set it (switchover, failover).
+   * Only that agent writes it. Absent until the first change.
+   */
+  primaries?: Record<string, string>;
+  /**
+   * Regional failover: the region whose primaries serve this region's traffic, or null/absent
+   * when the region serves its own.
+   */
+  routedTo?: string | null;
 }
 
 /** A management operation in the ledger. */

@@ -38,3 +38,32 @@ export type { FullSync, FullSyncOptions, ReplicationTimeouts } from './replicati
 export type { PayloadFraming } from './replication-framing.js';
 export type { RdbVerifyMode, RdbStreamSummary } from './rdb-verify.js';
 export type { ExportEndpoint } from './export-errors.js';
+export { parseClientList, disconnectApplicationClients } from './client-kill.js';
+export {
+  readReplicationState,
+  safeSwitchover,
+  forcePromote,
+  repointReplica,
+  chooseBestReplica,
+} from './node-control.js';
+export type {
+  NodeAddress,
+  ReplicaEntry,
+  ReplicationState,
+  SafeSwitchoverOptions,
+  SwitchoverResult,
+} from './node-control.js';
+export {
+  SwitchoverUnsupportedError,
+  SwitchoverNotPrimaryError,
+  SwitchoverTargetNotReplicaError,
+  SwitchoverInProgressError,
+  SwitchoverTimeoutError,
+  SwitchoverRolledBackError,
+  SwitchoverIncompleteError,
+  NodeCommandError,
+  classifyFailoverReply,
+  classifyReplicaofReply,
+} from './node-control-errors.js';
+export type { NodeEndpoint } from './node-control-errors.js';
+export { persistRole } from './persist-role.js';

@@ -53,6 +53,12 @@ export interface InfoSummary {
   /** A replica's own processed offset (`slave_repl_offset`). */
   replicaOffset?: number;
   replicas: ReplicaLink[];
+  /** `run_id`: changes at every restart; Sentinel's last tie-breaker between replicas. */
+  runId?: string;
+  /** A replica's `slave_priority` (0: never promote it). */
+  replicaPriority?: number;
+  /** `master_failover_state` while a FAILOVER is running (absent when none). */
+  failoverState?: string;
   usedMemoryBytes?: number;
   maxMemoryBytes?: number;
   opsPerSec?: number;
@@ -99,6 +105,9 @@ export function summarizeInfo(info: InfoSections): InfoSummary {
   };
   set('version', server.redis_version ?? server.valkey_version);
   set('replOffset', replOffset);
+  set('runId', server.run_id);
+  if (repl.master_failover_state !== undefined && repl.master_failover_state !== 'no-failover')
+    summary.failoverState = repl.master_failover_state;
   if (role === 'replica' && repl.master_host !== undefined) {
     const lastIo = num(repl.master_last_io_seconds_ago);
     summary.primary = {
@@ -108,6 +117,7 @@ export function summarizeInfo(info: InfoSections): InfoSummary {
       ...(lastIo === undefined || lastIo < 0 ? {} : { lastIoSecondsAgo: lastIo }),
     };
     set('replicaOffset', num(repl.slave_repl_offset));
+    set('replicaPriority', num(repl.slave_priority ?? repl.replica_priority));
   }
   set('usedMemoryBytes', num(memory.used_memory));
   set('maxMemoryBytes', num(memory.maxmemory));

@@ -15,7 +15,12 @@ export async function sampleNode(
   lastRole: NodeRole,
   readyTimeoutMs = 1000,
 ): Promise<NodeSample> {
-  const base = { id: node.id, host: node.host, port: node.port };
+  const base = {
+    id: node.id,
+    host: node.host,
+    port: node.port,
+    ...(node.shard === undefined ? {} : { shard: node.shard }),
+  };
   const sampledAt = Date.now();
   try {
     await waitUntilReady(client, readyTimeoutMs);
@@ -23,7 +28,7 @@ export async function sampleNode(
     await client.ping();
     const pingMs = Math.round((performance.now() - started) * 100) / 100;
     const summary = summarizeInfo(parseInfo(await readInfo(client)));
-    const { loading, replicaOffset: _replicaOffset, replicas, ...rest } = summary;
+    const { loading, replicas, ...rest } = summary;
     return {
       ...base,
       ...rest,

@@ -20,6 +20,7 @@ export const DEV_PORTS = {
   natsMonitor: 8222,
   redis: 7379,
   agentHttp: 9464,
+  sentinel: 26379,
 } as const;
 
 /** Largest group the dev topology lays out (the product's limit). */
@@ -31,6 +32,8 @@ export interface NodePlan {
   host: string;
   port: number;
   role: 'primary' | 'replica';
+  /** Set when the region has more than one shard. */
+  shard?: string;
   dir: string;
 }
 
@@ -47,7 +50,14 @@ export interface RegionPlan {
     dir: string;
   };
   nodes: NodePlan[];
-  agent: { configFile: string; httpPort: number; logFile: string; dir: string };
+  agent: {
+    configFile: string;
+    httpPort: number;
+    /** The agent's Sentinel-compatible endpoint. */
+    sentinelPort: number;
+    logFile: string;
+    dir: string;
+  };
 }
 
 /** A laid-out group; JSON-serialisable. */
@@ -60,6 +70,8 @@ export interface GroupPlan {
   replication?: Record<string, unknown>;
   /** Keep Redis data across kill/revive (append-only file). */
   appendonly: boolean;
+  /** Extra agent configuration merged into every agent's file. */
+  agent?: Record<string, unknown>;
   regions: RegionPlan[];
 }
 
@@ -70,6 +82,10 @@ export interface PlanOptions {
   regions: string[];
   /** Replicas per primary. */
   replicas: number;
+  /** Shards (primary + replicas each) per region; default 1. */
+  shards?: number;
+  /** Extra agent configuration merged into every agent's file (e.g. `failover`). */
+  agent?: Record<string, unknown>;
   /** `fixed` uses {@link DEV_PORTS}; `free` asks the OS (tests). */
   ports: 'fixed' | 'free';
   health?: { intervalMs: number; downAfterMs: number };
@@ -82,7 +98,9 @@ export interface PlanOptions {
 export async function planGroup(options: PlanOptions): Promise<GroupPlan> {
   const host = '127.0.0.1';
   const dir = resolve(options.dir);
-  const perRegion = 5 + 1 + options.replicas;
+  const shards = options.shards ?? 1;
+  const perShard = 1 + options.replicas;
+  const perRegion = 6 + shards * perShard;
   const free =
     options.ports === 'free' ? await getFreePorts(perRegion * options.regions.length, host) : [];
   const regions = options.regions.map((name, i): RegionPlan => {
@@ -96,13 +114,20 @@ export async function planGroup(options: PlanOptions): Promise<GroupPlan> {
       gatewayPort: take(DEV_PORTS.natsGateway + i),
       dir: join(regionDir, 'nats'),
     };
-    const nodes = Array.from({ length: 1 + options.replicas }, (_, k): NodePlan => ({
-      id: `${name}-${k + 1}`,
-      host,
-      port: take(DEV_PORTS.redis + 10 * i + k),
-      role: k === 0 ? 'primary' : 'replica',
-      dir: join(regionDir, `redis-${k + 1}`),
-    }));
+    // One shard keeps the short ids (eu-1, eu-2); several shards name theirs (eu-s2-1).
+    const nodes = Array.from({ length: shards * perShard }, (_, n): NodePlan => {
+      const j = Math.floor(n / perShard);
+      const k = n % perShard;
+      const id = shards === 1 ? `${name}-${k + 1}` : `${name}-s${j + 1}-${k + 1}`;
+      return {
+        id,
+        host,
+        port: take(DEV_PORTS.redis + 10 * i + n),
+        role: k === 0 ? 'primary' : 'replica',
+        ...(shards === 1 ? {} : { shard: `s${j + 1}` }),
+        dir: join(regionDir, `redis-${id.slice(name.length + 1)}`),
+      };
+    });
     const agentDir = join(regionDir, 'agent');
     return {
       name,
@@ -112,6 +137,7 @@ export async function planGroup(options: PlanOptions): Promise<GroupPlan> {
       agent: {
         configFile: join(agentDir, 'agent.json'),
         httpPort: take(DEV_PORTS.agentHttp + i),
+        sentinelPort: take(DEV_PORTS.sentinel + i),
         logFile: join(agentDir, 'agent.log'),
         dir: agentDir,
       },
@@ -124,6 +150,7 @@ export async function planGroup(options: PlanOptions): Promise<GroupPlan> {
     health: options.health ?? { intervalMs: 1000, downAfterMs: 5000 },
     ...(options.replication === undefined ? {} : { replication: options.replication }),
     appendonly: options.appendonly ?? false,
+    ...(options.agent === undefined ? {} : { agent: options.agent }),
     regions,
   };
 }
@@ -135,11 +162,24 @@ export function agentConfigFor(plan: GroupPlan, region: RegionPlan): Record<stri
     region: region.name,
     regions: plan.regions.map((r) => r.name),
     nats: { servers: [`nats://${region.nats.host}:${region.nats.port}`] },
-    redis: { nodes: region.nodes.map((n) => ({ id: n.id, host: n.host, port: n.port })) },
+    redis: {
+      nodes: region.nodes.map((n) => ({
+        id: n.id,
+        host: n.host,
+        port: n.port,
+        ...(n.shard === undefined ? {} : { shard: n.shard }),
+      })),
+    },
     health: plan.health,
     ...(plan.replication === undefined ? {} : { replication: plan.replication }),
     http: { host: plan.host, port: region.agent.httpPort },
+    // Plans saved before the Sentinel endpoint have no port: leave it off for them.
+    sentinel:
+      region.agent.sentinelPort === undefined
+        ? false
+        : { host: plan.host, port: region.agent.sentinelPort },
     dataDir: region.agent.dir,
+    ...plan.agent,
   };
 }
 
@@ -197,8 +237,8 @@ export async function startRegion(
   });
   const nodes: RedisServer[] = [];
   try {
-    const primary = region.nodes.find((n) => n.role === 'primary');
     for (const node of region.nodes) {
+      const primary = region.nodes.find((n) => n.role === 'primary' && n.shard === node.shard);
       nodes.push(
         await RedisServer.start({
           dir: node.dir,

@@ -56,6 +56,7 @@ async function assertPortsFree(plan: GroupPlan): Promise<void> {
     r.nats.clusterPort,
     r.nats.gatewayPort,
     r.agent.httpPort,
+    ...(r.agent.sentinelPort === undefined ? [] : [r.agent.sentinelPort]),
     ...r.nodes.map((n) => n.port),
   ]);
   for (const port of ports) {

@@ -96,6 +96,8 @@ function kindOf(code: string): string {
     code.startsWith('vote.') ||
     code.startsWith('link.') ||
     code.startsWith('unlink.') ||
+    code.startsWith('switchover.') ||
+    code === 'region.busy' ||
     code === 'idempotency-conflict'
   )
     return 'ConflictError';
@@ -268,29 +270,50 @@ export function makeGroupCommand(): Command {
 }
 
 export function makeOperationCommand(): Command {
-  return new Command('operation').description('operations in the ledger').addCommand(
-    new Command('show')
-      .description('one operation: status, parameters, result or error')
-      .argument('<id>')
-      .option('--json', 'print one JSON document')
-      .option('--wait', 'wait until it finished')
-      .addOption(new Option('--wait-timeout <ms>', 'how long to wait').default('30000'))
-      .action(
-        async (
-          id: string,
-          opts: { json?: boolean; wait?: boolean; waitTimeout: string },
-          command: Command,
-        ) => {
+  return new Command('operation')
+    .description('operations in the ledger')
+    .addCommand(
+      new Command('cancel')
+        .description('cancel an operation that has not started (a scheduled switchover)')
+        .argument('<id>')
+        .option('--json', 'print one JSON document (the cancelled operation)')
+        .action(async (id: string, opts: { json?: boolean }, command: Command) => {
           const { client, group } = await connectGroup(command);
           await using _client = client;
-          const op =
-            opts.wait === true
-              ? await waitForOperation(client, group, id, Number(opts.waitTimeout))
-              : await client.api<OperationView>(group, 'op.get', { id });
-          printResult(opts.json, op, () => renderOperation(op));
-        },
-      ),
-  );
+          // Cancel at the agent that will run it: that copy decides whether it already started.
+          const op = await client.api<OperationView>(group, 'op.get', { id });
+          const cancelled = await client.api<OperationView>(
+            group,
+            'op.cancel',
+            { id, requestedBy: `${safeUser()}@${hostname()}` },
+            op.requestedVia,
+          );
+          printResult(opts.json, cancelled, () => renderOperation(cancelled));
+        }),
+    )
+    .addCommand(
+      new Command('show')
+        .description('one operation: status, parameters, result or error')
+        .argument('<id>')
+        .option('--json', 'print one JSON document')
+        .option('--wait', 'wait until it finished')
+        .addOption(new Option('--wait-timeout <ms>', 'how long to wait').default('30000'))
+        .action(
+          async (
+            id: string,
+            opts: { json?: boolean; wait?: boolean; waitTimeout: string },
+            command: Command,
+          ) => {
+            const { client, group } = await connectGroup(command);
+            await using _client = client;
+            const op =
+              opts.wait === true
+                ? await waitForOperation(client, group, id, Number(opts.waitTimeout))
+                : await client.api<OperationView>(group, 'op.get', { id });
+            printResult(opts.json, op, () => renderOperation(op));
+          },
+        ),
+    );
 }
 
 export function makeHistoryCommand(): Command {

@@ -1,0 +1,129 @@
+/**
+ * Per-region facts of the control plane beyond membership: which node is each shard's primary
+ * (so that a restarted agent, and every other region, knows which of two nodes claiming to be
+ * primary is the legitimate one), where the region's traffic is routed (regional failover), its
+ * maintenance window, and cancelling a scheduled operation. Each region's agent writes only its
+ * own region's entry, except routing, which a voted or forced operation writes.
+ */
+import { ConflictError, NotFoundError } from '@georep/core';
+import type { GroupDocument } from './group-document.js';
+import type { MaintenanceWindow } from './schema.js';
+
+/** Who made a change, for the history. */
+export interface ChangeBy {
+  region: string;
+  operationId: string | null;
+}
+
+/** shard → node id of its primary, as recorded; empty when never recorded. */
+export function shardPrimaries(doc: GroupDocument, region: string): Record<string, string> {
+  return { ...(doc.doc.regions[region]?.primaries ?? {}) };
+}
+
+/**
+ * Records `node` as the primary of `shard` in `region` and writes `message` to the history under
+ * `kind` (e.g. `switchover`, `failover.auto`). A no-op for an unknown region.
+ */
+export function setShardPrimary(
+  doc: GroupDocument,
+  region: string,
+  change: { shard: string; node: string; kind: string; message: string },
+  by: ChangeBy,
+): void {
+  if (doc.doc.regions[region] === undefined) return;
+  doc.change(`${region}: ${change.shard} primary ${change.node}`, (d) => {
+    const entry = d.regions[region];
+    if (entry === undefined) return;
+    if (entry.primaries === undefined) entry.primaries = {};
+    entry.primaries[change.shard] = change.node;
+    d.history.push({
+      at: Date.now(),
+      region: by.region,
+      kind: change.kind,
+      message: change.message,
+      operationId: by.operationId,
+    });
+  });
+}
+
+/** The region serving `region`'s traffic, or null when it serves its own. */
+export function routedTo(doc: GroupDocument, region: string): string | null {
+  return doc.doc.regions[region]?.routedTo ?? null;
+}
+
+/** Routes `region`'s traffic to `to` (null: back to itself), recorded in the history. */
+export function setRouting(
+  doc: GroupDocument,
+  region: string,
+  to: string | null,
+  by: ChangeBy & { message: string },
+): void {
+  if (doc.doc.regions[region] === undefined) {
+    throw new NotFoundError('region.not-found', `region ${region} is not a member of the group`);
+  }
+  doc.change(`${region}: routed to ${to ?? 'itself'}`, (d) => {
+    const entry = d.regions[region];
+    if (entry === undefined) return;
+    entry.routedTo = to;
+    d.history.push({
+      at: Date.now(),
+      region: by.region,
+      kind: to === null ? 'failback' : 'failover.regional',
+      message: by.message,
+      operationId: by.operationId,
+    });
+  });
+}
+
+/** The maintenance window a region's agent published, or null. */
+export function maintenanceWindowOf(doc: GroupDocument, region: string): MaintenanceWindow | null {
+  const w = doc.doc.regions[region]?.maintenanceWindow;
+  return w == null
+    ? null
+    : { start: w.start, durationMinutes: w.durationMinutes, timeZone: w.timeZone };
+}
+
+/** Publishes a region's configured window so that every agent and the CLI can show it. */
+export function setMaintenanceWindow(
+  doc: GroupDocument,
+  region: string,
+  window: MaintenanceWindow | null,
+): void {
+  const current = maintenanceWindowOf(doc, region);
+  if (doc.doc.regions[region] === undefined) return;
+  if (JSON.stringify(current) === JSON.stringify(window)) return;
+  doc.change(`${region}: maintenance window`, (d) => {
+    const entry = d.regions[region];
+    if (entry !== undefined) entry.maintenanceWindow = window === null ? null : { ...window };
+  });
+}
+
+/**
+ * Cancels an operation that has not started. Throws `operation.not-found`, or
+ * `operation.not-cancellable` when it is running or finished (a running switchover is not
+ * interrupted half-way: it finishes or rolls back on its own).
+ */
+export function cancelOperation(doc: GroupDocument, id: string, by: { requestedBy: string }): void {
+  const op = doc.operation(id);
+  if (op === undefined) {
+    throw new NotFoundError('operation.not-found', `no operation ${id} in the ledger`, {
+      hint: 'list recent operations with georep history',
+    });
+  }
+  if (op.status !== 'pending') {
+    throw new ConflictError(
+      'operation.not-cancellable',
+      `operation ${id} is ${op.status}; only a pending (scheduled) operation can be cancelled`,
+      {
+        hint:
+          op.status === 'running'
+            ? 'a running switchover finishes or rolls back on its own; watch it with georep operation get'
+            : 'nothing to cancel',
+      },
+    );
+  }
+  doc.updateOperation(id, {
+    status: 'cancelled',
+    error: { code: 'operation.cancelled', message: `cancelled by ${by.requestedBy}` },
+  });
+}
