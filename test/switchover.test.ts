@@ -357,4 +357,96 @@ describe('switchover and failover', () => {
     );
     expect((await history()).some((e) => e.kind === 'failover.demoted')).toBe(true);
   });
+
+  it("failover - regional failover moves a region's Sentinel clients to another region, fences the old one, and failback returns them", async () => {
+    const client = sentinelClient(EU); // EU names its first shard
+    await client.set('rf:before', '1');
+    const answer = async (name: string) => {
+      const endpoint = new Redis(plan.regions[1]!.agent.sentinelPort, '127.0.0.1');
+      try {
+        return (await endpoint.call('SENTINEL', 'get-master-addr-by-name', name)) as string[];
+      } finally {
+        endpoint.disconnect();
+      }
+    };
+    const euPrimary = (await primaries(EU)).s1!;
+    const usPrimary = (await primaries(US)).s1!;
+    expect(await answer(EU)).toEqual(['127.0.0.1', String(nodePlan(euPrimary).port)]);
+
+    // The data at risk is eu-west's backlog for us-east, known once replication measured it.
+    await waitFor(
+      async () =>
+        (await status(EU)).regions
+          .find((r) => r.name === EU)
+          ?.replication?.links.find((l) => l.peer === US)?.backlog,
+      (b) => b != null,
+      { timeoutMs: 20_000, intervalMs: 250, what: 'the backlog of eu-west for us-east measured' },
+    );
+    const dry = await cli(['failover', '--from', EU, '--to', US, '--dry-run', '--json']);
+    expect(dry.code, dry.stderr).toBe(0);
+    const plan1 = JSON.parse(dry.stdout) as {
+      changes: { name: string; after: { port: number } | null }[];
+      dataAtRisk: { operations: number } | null;
+    };
+    expect(plan1.changes.find((c) => c.name === EU)?.after?.port).toBe(nodePlan(usPrimary).port);
+    expect(plan1.dataAtRisk?.operations, dry.stdout).toBeGreaterThanOrEqual(0);
+    // A dry run changes nothing.
+    expect(await answer(EU)).toEqual(['127.0.0.1', String(nodePlan(euPrimary).port)]);
+
+    const run = await cli(['failover', '--from', EU, '--to', US, '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const op = JSON.parse(run.stdout) as OperationView;
+    expect(op.status).toBe('succeeded');
+    expect(op.result!.changes).toEqual(plan1.changes);
+    for (const change of plan1.changes) {
+      expect(await answer(change.name)).toEqual(['127.0.0.1', String(change.after!.port)]);
+    }
+    // The Sentinel client lands in us-east; a client that did not move cannot write into eu-west.
+    await waitFor(
+      async () =>
+        client.set('rf:during', '1').then(
+          () => true,
+          () => false,
+        ),
+      (ok) => ok,
+      { timeoutMs: 10_000, intervalMs: 100, what: 'a write through Sentinel after the failover' },
+    );
+    expect(await direct(usPrimary).get('rf:during')).toBe('1');
+    const stuck = new Redis({ port: nodePlan(euPrimary).port, commandTimeout: 700 });
+    stuck.on('error', () => undefined);
+    clients.push(stuck);
+    await waitFor(
+      async () =>
+        stuck.set('rf:stuck', '1').then(
+          () => 'written',
+          (e: Error) => e.message,
+        ),
+      (outcome) => outcome !== 'written',
+      { timeoutMs: 10_000, intervalMs: 200, what: 'the fence of eu-west' },
+    );
+    expect((await status(US)).regions.find((r) => r.name === EU)?.routedTo).toBe(US);
+
+    const back = await cli(['failback', EU, '--json']);
+    expect(back.code, back.stderr).toBe(0);
+    expect((JSON.parse(back.stdout) as OperationView).status).toBe('succeeded');
+    expect(await answer(EU)).toEqual(['127.0.0.1', String(nodePlan(euPrimary).port)]);
+    // What was written in us-east meanwhile is in eu-west, and eu-west takes writes again.
+    expect(await direct(euPrimary).get('rf:during')).toBe('1');
+    // A client that reconnects (or listens to +switch-master) is sent back to eu-west; one that
+    // stays on us-east meanwhile loses nothing, as both regions replicate to each other.
+    client.disconnect(true);
+    const port = await waitFor(
+      async () =>
+        client.call('CONFIG', 'GET', 'port').then(
+          (r) => (r as string[])[1],
+          () => null,
+        ),
+      (p) => p !== null,
+      { timeoutMs: 10_000, intervalMs: 100, what: 'the Sentinel client after the failback' },
+    );
+    expect(port).toBe(String(nodePlan(euPrimary).port));
+    expect(await stuck.set('rf:unstuck', '1')).toBe('OK');
+    const again = await cli(['failback', EU, '--json']);
+    expect(jsonError(again.stderr).code).toBe('failback.not-failed-over');
+  });
 });

@@ -35,13 +35,16 @@ import {
   parseImportRequest,
   parseMembershipRequest,
   parseProposal,
+  parseRegionalFailoverRequest,
   parseSwitchoverRequest,
 } from './api-requests.js';
+import { RegionalFailover } from './regional-failover.js';
+import { WriteFence } from './write-fence.js';
 import { AutoFailover } from './auto-failover.js';
 import { SwitchoverPlane, isScheduledSwitchover } from './switchover.js';
 import { SentinelEndpoint } from './sentinel-endpoint.js';
 import { makeSentinelView } from './sentinel-view.js';
-import { cancelOperation } from '@georep/group';
+import { cancelOperation, routedTo } from '@georep/group';
 import { OperationRunner } from './operations.js';
 import { ReplicationPlane } from './replication-plane.js';
 import { SnapshotPlane } from './snapshot-plane.js';
@@ -66,6 +69,8 @@ const API_VERBS = [
   'snapshot.import',
   'switchover',
   'op.cancel',
+  'failover',
+  'failback',
 ];
 
 /** How often the agent re-evaluates its view between heartbeats, to report changes promptly. */
@@ -90,6 +95,8 @@ export class Agent {
   readonly replication: ReplicationPlane;
   readonly switchover: SwitchoverPlane;
   readonly autoFailover: AutoFailover;
+  readonly regionalFailover: RegionalFailover;
+  readonly #fence: WriteFence;
   #tickAgain = false;
   #sentinel: SentinelEndpoint | null = null;
   readonly #peerAgents = new Map<string, string>();
@@ -162,6 +169,17 @@ export class Agent {
       switchover: this.switchover,
       onTopologyChange: () => this.#topologyChanged(),
     });
+    this.regionalFailover = new RegionalFailover({
+      config,
+      plane: this.plane,
+      runner: this.#runner,
+      healthOf: (region) => this.report().regions.find((r) => r.name === region)?.state,
+      askVote: (region, proposal) => this.#askVote(region, proposal),
+      regionStatus: (region) => this.#regionStatus(region),
+      report: () => this.report(),
+      onRoutingChange: () => this.#topologyChanged(),
+    });
+    this.#fence = new WriteFence(config, this.plane, () => this.switchover.shards());
     // Replication follows the first shard's legitimate primary (the data plane is one shard).
     this.replication = new ReplicationPlane(config, this.plane, () => {
       const primary = this.switchover.shards()[0]?.primary;
@@ -259,6 +277,7 @@ export class Agent {
     const report = this.#tracker.report(this.config.region);
     for (const region of report.regions) {
       region.linkState = this.plane.document.region(region.name)?.linkState ?? null;
+      region.routedTo = routedTo(this.plane.document, region.name);
       if (region.name === this.config.region) {
         region.replication = this.replication.status();
         region.activity = this.switchover.activity;
@@ -395,13 +414,19 @@ export class Agent {
 
   /** Answers an API request with the {@link ApiReply} envelope; never throws. */
   #reply(msg: { respond: (data: string) => boolean }, fn: () => unknown): void {
-    let reply: ApiReply<unknown>;
+    const send = (reply: ApiReply<unknown>) => msg.respond(JSON.stringify(reply));
+    const fail = (err: unknown) => send({ ok: false, error: serializeError(err) });
     try {
-      reply = { ok: true, result: fn() };
+      const result = fn();
+      // A verb that must ask other agents first (a dry run) answers when they did.
+      if (result instanceof Promise) {
+        void result.then((value: unknown) => send({ ok: true, result: value }), fail);
+      } else {
+        send({ ok: true, result });
+      }
     } catch (err) {
-      reply = { ok: false, error: serializeError(err) };
+      fail(err);
     }
-    msg.respond(JSON.stringify(reply));
   }
 
   #api(verb: string, body: Record<string, unknown>): unknown {
@@ -426,6 +451,9 @@ export class Agent {
       }
       case 'switchover':
         return this.switchover.submit(parseSwitchoverRequest(body));
+      case 'failover':
+      case 'failback':
+        return this.regionalFailover.submit(parseRegionalFailoverRequest(verb, body));
       case 'op.cancel': {
         cancelOperation(doc, String(body.id), { requestedBy: requestedByOf(body) });
         return doc.operation(String(body.id));
@@ -504,6 +532,15 @@ export class Agent {
     }
   }
 
+  /** The status report of `region`'s own agent (it alone knows its replication backlogs). */
+  async #regionStatus(region: string): Promise<StatusReport> {
+    if (region === this.config.region) return this.report();
+    const nc = this.#nc;
+    if (nc === null) throw new Error('not connected to NATS');
+    const reply = await nc.request(this.subjects.regionStatus(region), '', { timeout: 2000 });
+    return reply.json<StatusReport>();
+  }
+
   async #askVote(region: string, proposal: Proposal): Promise<Ballot> {
     const nc = this.#nc;
     if (nc === null) throw new Error('not connected to NATS');
@@ -570,6 +607,7 @@ export class Agent {
         this.#publish();
         this.#onSampled();
         await this.autoFailover.check();
+        await this.#fence.enforce();
         this.switchover.runDue();
       } while (this.#tickAgain && !this.#stopped);
     } catch (err) {

@@ -7,6 +7,7 @@ import type { Proposal } from '@georep/group';
 import type { MembershipRequest } from './operations.js';
 import type { ImportRequest } from './snapshot-plane.js';
 import type { SwitchoverRequest } from './switchover.js';
+import type { RegionalFailoverRequest } from './regional-failover.js';
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -30,7 +31,8 @@ export function parseProposal(body: unknown): Proposal {
   const { operationId, kind, target, proposer, epoch } = body;
   if (typeof operationId !== 'string' || !/^op-[a-z0-9]+-[0-9a-f]+$/.test(operationId))
     throw bad('vote request', 'operationId');
-  if (kind !== 'link' && kind !== 'unlink') throw bad('vote request', 'kind');
+  if (kind !== 'link' && kind !== 'unlink' && kind !== 'failover' && kind !== 'failback')
+    throw bad('vote request', 'kind');
   if (typeof target !== 'string' || !isValidName(target)) throw bad('vote request', 'target');
   if (typeof proposer !== 'string' || !isValidName(proposer)) throw bad('vote request', 'proposer');
   if (typeof epoch !== 'number' || !Number.isInteger(epoch) || epoch < 0)
@@ -103,6 +105,44 @@ export function parseSwitchoverRequest(body: Record<string, unknown>): Switchove
     nodes: nodes as string[],
     when: when ?? 'now',
     mode: mode ?? 'safe',
+    clientToken: typeof clientToken === 'string' ? clientToken : null,
+    requestedBy:
+      typeof body.requestedBy === 'string' && body.requestedBy !== ''
+        ? body.requestedBy.slice(0, 200)
+        : 'unknown',
+  };
+}
+
+/** Checks a `failover` (regional) or `failback` request. */
+export function parseRegionalFailoverRequest(
+  kind: 'failover' | 'failback',
+  body: Record<string, unknown>,
+): RegionalFailoverRequest {
+  const what = `${kind} request`;
+  const { region, to, reason, clientToken, catchUpTimeoutMs } = body;
+  if (typeof region !== 'string' || !isValidName(region))
+    throw bad(what, 'region must be a region name');
+  if (kind === 'failover' && (typeof to !== 'string' || !isValidName(to)))
+    throw bad(what, 'to must be a region name');
+  if (reason !== undefined && typeof reason !== 'string') throw bad(what, 'reason must be text');
+  if (clientToken !== undefined && clientToken !== null && typeof clientToken !== 'string')
+    throw bad(what, 'clientToken must be text');
+  if (
+    catchUpTimeoutMs !== undefined &&
+    (typeof catchUpTimeoutMs !== 'number' ||
+      !Number.isInteger(catchUpTimeoutMs) ||
+      catchUpTimeoutMs < 0)
+  )
+    throw bad(what, 'catchUpTimeoutMs must be a whole number of ms');
+  return {
+    kind,
+    region,
+    ...(kind === 'failover' ? { to: to as string } : {}),
+    dryRun: optionalBoolean(body, 'dryRun', what),
+    force: optionalBoolean(body, 'force', what),
+    yes: optionalBoolean(body, 'yes', what),
+    ...(reason === undefined ? {} : { reason }),
+    ...(catchUpTimeoutMs === undefined ? {} : { catchUpTimeoutMs: catchUpTimeoutMs }),
     clientToken: typeof clientToken === 'string' ? clientToken : null,
     requestedBy:
       typeof body.requestedBy === 'string' && body.requestedBy !== ''

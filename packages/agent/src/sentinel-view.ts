@@ -34,52 +34,67 @@ export function masterNames(region: string, shards: string[]): { name: string; s
   return shards[0] === undefined ? names : [{ name: region, shard: shards[0] }, ...names];
 }
 
+/**
+ * The answer for every master name. `servingRegionOf` says whose primaries serve a region's names
+ * (the routing in the group document; a dry run passes the routing it would set).
+ */
+export function resolveMasters(
+  report: StatusReport,
+  document: GroupDocument,
+  servingRegionOf: (region: string) => string,
+  failover: { downAfterMs: number; failoverTimeoutMs: number },
+): SentinelMaster[] {
+  const shardsByRegion = new Map<string, ShardView[]>();
+  for (const r of report.regions) {
+    shardsByRegion.set(r.name, shardsOf(r.nodes, shardPrimaries(document, r.name)));
+  }
+  const out: SentinelMaster[] = [];
+  for (const [region, shards] of shardsByRegion) {
+    const serving = shardsByRegion.get(servingRegionOf(region)) ?? [];
+    for (const { name, shard } of masterNames(
+      region,
+      shards.map((s) => s.shard),
+    )) {
+      const view = serving.find((s) => s.shard === shard) ?? serving[0];
+      const primary = view?.primary;
+      if (view === undefined || primary === undefined) continue;
+      out.push({
+        name,
+        primary: {
+          host: primary.host,
+          port: primary.port,
+          ...(primary.runId === undefined ? {} : { runId: primary.runId }),
+          flags: primary.up ? 'master' : 'master,s_down',
+        },
+        replicas: view.replicas.map((r) => ({
+          host: r.host,
+          port: r.port,
+          up: r.up,
+          ...(r.replicaOffset === undefined ? {} : { offset: r.replicaOffset }),
+          ...(r.lagBytes === undefined ? {} : { lagBytes: r.lagBytes }),
+          ...(r.replicaPriority === undefined ? {} : { priority: r.replicaPriority }),
+        })),
+        quorum: 1,
+        downAfterMs: failover.downAfterMs,
+        failoverTimeoutMs: failover.failoverTimeoutMs,
+      });
+    }
+  }
+  return out;
+}
+
 /** A {@link SentinelView} over the agent's report and group document. */
 export function makeSentinelView(sources: SentinelSources): SentinelView {
   const myId = sentinelRunId(sources.seed);
   return {
     myId,
-    masters(): SentinelMaster[] {
-      const report = sources.report();
-      const shardsByRegion = new Map<string, ShardView[]>();
-      for (const r of report.regions) {
-        shardsByRegion.set(r.name, shardsOf(r.nodes, shardPrimaries(sources.document, r.name)));
-      }
-      const out: SentinelMaster[] = [];
-      for (const [region, shards] of shardsByRegion) {
-        const servingRegion = routedTo(sources.document, region) ?? region;
-        const serving = shardsByRegion.get(servingRegion) ?? [];
-        for (const { name, shard } of masterNames(
-          region,
-          shards.map((s) => s.shard),
-        )) {
-          const view = serving.find((s) => s.shard === shard) ?? serving[0];
-          const primary = view?.primary;
-          if (view === undefined || primary === undefined) continue;
-          out.push({
-            name,
-            primary: {
-              host: primary.host,
-              port: primary.port,
-              ...(primary.runId === undefined ? {} : { runId: primary.runId }),
-              flags: primary.up ? 'master' : 'master,s_down',
-            },
-            replicas: view.replicas.map((r) => ({
-              host: r.host,
-              port: r.port,
-              up: r.up,
-              ...(r.replicaOffset === undefined ? {} : { offset: r.replicaOffset }),
-              ...(r.lagBytes === undefined ? {} : { lagBytes: r.lagBytes }),
-              ...(r.replicaPriority === undefined ? {} : { priority: r.replicaPriority }),
-            })),
-            quorum: 1,
-            downAfterMs: sources.failover.downAfterMs,
-            failoverTimeoutMs: sources.failover.failoverTimeoutMs,
-          });
-        }
-      }
-      return out;
-    },
+    masters: () =>
+      resolveMasters(
+        sources.report(),
+        sources.document,
+        (region) => routedTo(sources.document, region) ?? region,
+        sources.failover,
+      ),
     sentinels(): SentinelPeer[] {
       const report = sources.report();
       return report.regions

@@ -17,6 +17,7 @@ import {
 import { makeSnapshotCommand } from './commands/snapshot.js';
 import { makeStatusCommand } from './commands/status.js';
 import { makeSwitchoverCommand } from './commands/switchover.js';
+import { makeFailbackCommand, makeFailoverCommand } from './commands/failover.js';
 import { addGlobalOptions } from './global-options.js';
 
 /** Builds the root command. `exitOverride` makes commander throw instead of exiting (tests). */
@@ -33,6 +34,8 @@ export function makeProgram(): Command {
     .addCommand(makeLinkCommand())
     .addCommand(makeUnlinkCommand())
     .addCommand(makeSwitchoverCommand())
+    .addCommand(makeFailoverCommand())
+    .addCommand(makeFailbackCommand())
     .addCommand(makeOperationCommand())
     .addCommand(makeHistoryCommand())
     .addCommand(makeSnapshotCommand())

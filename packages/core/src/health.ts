@@ -109,6 +109,8 @@ export interface RegionStatus {
   primary: string | null;
   nodes: NodeSample[];
   agent: { id: string; version: string; startedAt: number } | null;
+  /** Regional failover: the region serving this region's traffic, or null when it serves its own. */
+  routedTo?: string | null;
   /** What the region is busy with (`switching` during a switchover), or null. */
   activity?: RegionActivity | null;
   /** The region agent's Sentinel-compatible endpoint, when it serves one. */

@@ -27,6 +27,7 @@ export {
   setShardPrimary,
   routedTo,
   setRouting,
+  writesFenced,
   maintenanceWindowOf,
   setMaintenanceWindow,
   cancelOperation,

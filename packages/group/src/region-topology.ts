@@ -51,24 +51,33 @@ export function routedTo(doc: GroupDocument, region: string): string | null {
   return doc.doc.regions[region]?.routedTo ?? null;
 }
 
-/** Routes `region`'s traffic to `to` (null: back to itself), recorded in the history. */
+/** True while `region`'s primaries must refuse application writes (see {@link setRouting}). */
+export function writesFenced(doc: GroupDocument, region: string): boolean {
+  return doc.doc.regions[region]?.writesFenced === true;
+}
+
+/**
+ * Routes `region`'s traffic to `to` (null: back to itself) and sets whether its primaries refuse
+ * application writes meanwhile; recorded in the history under `kind`.
+ */
 export function setRouting(
   doc: GroupDocument,
   region: string,
-  to: string | null,
+  change: { to: string | null; fenceWrites: boolean; kind: string },
   by: ChangeBy & { message: string },
 ): void {
   if (doc.doc.regions[region] === undefined) {
     throw new NotFoundError('region.not-found', `region ${region} is not a member of the group`);
   }
-  doc.change(`${region}: routed to ${to ?? 'itself'}`, (d) => {
+  doc.change(`${region}: routed to ${change.to ?? 'itself'}`, (d) => {
     const entry = d.regions[region];
     if (entry === undefined) return;
-    entry.routedTo = to;
+    entry.routedTo = change.to;
+    entry.writesFenced = change.fenceWrites;
     d.history.push({
       at: Date.now(),
       region: by.region,
-      kind: to === null ? 'failback' : 'failover.regional',
+      kind: change.kind,
       message: by.message,
       operationId: by.operationId,
     });

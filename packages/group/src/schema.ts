@@ -45,6 +45,12 @@ export interface RegionDoc {
    * when the region serves its own.
    */
   routedTo?: string | null;
+  /**
+   * While routed away: the region's own primaries refuse application writes (its agent pauses
+   * them), so clients that did not move cannot write into a region the group stopped serving.
+   * Lifted first by a failback, so that the region can catch up before traffic returns.
+   */
+  writesFenced?: boolean;
 }
 
 /** A management operation in the ledger. */

@@ -39,20 +39,10 @@ export type { PayloadFraming } from './replication-framing.js';
 export type { RdbVerifyMode, RdbStreamSummary } from './rdb-verify.js';
 export type { ExportEndpoint } from './export-errors.js';
 export { parseClientList, disconnectApplicationClients } from './client-kill.js';
-export {
-  readReplicationState,
-  safeSwitchover,
-  forcePromote,
-  repointReplica,
-  chooseBestReplica,
-} from './node-control.js';
-export type {
-  NodeAddress,
-  ReplicaEntry,
-  ReplicationState,
-  SafeSwitchoverOptions,
-  SwitchoverResult,
-} from './node-control.js';
+export { readReplicationState } from './replication-state.js';
+export type { ReplicaEntry, ReplicationState } from './replication-state.js';
+export { safeSwitchover, forcePromote, repointReplica, chooseBestReplica } from './node-control.js';
+export type { NodeAddress, SafeSwitchoverOptions, SwitchoverResult } from './node-control.js';
 export {
   SwitchoverUnsupportedError,
   SwitchoverNotPrimaryError,

@@ -38,10 +38,45 @@ export function parseInfoList(value: string): Record<string, string> {
   return out;
 }
 
-function num(value: string | undefined): number | undefined {
+/** A numeric INFO value; undefined when absent, empty or not a number. */
+export function infoNumber(value: string | undefined): number | undefined {
   if (value === undefined || value === '') return undefined;
   const n = Number(value);
   return Number.isFinite(n) ? n : undefined;
+}
+
+/** Short name for the many reads below. */
+const num = infoNumber;
+
+/** One replica as its primary reports it (`INFO replication` `slaveN` lines). */
+export interface InfoReplicaLine {
+  /** The address the primary sees: `replica-announce-ip`, or where the replica connects from. */
+  host: string;
+  port: number;
+  /** `online` once the initial sync is done; `wait_bgsave`, `send_bulk` before. */
+  state: string;
+  /** The replica's last acknowledged offset (acknowledged about once a second). */
+  offset: number;
+  /** Seconds since the last acknowledgement. */
+  lagSeconds?: number;
+}
+
+/** The `slaveN` lines of a parsed INFO replication section, typed, in the order INFO lists them. */
+export function parseReplicaLines(repl: Record<string, string>): InfoReplicaLine[] {
+  const replicas: InfoReplicaLine[] = [];
+  for (const [key, value] of Object.entries(repl)) {
+    if (!/^slave\d+$/.test(key)) continue;
+    const r = parseInfoList(value);
+    const lag = num(r.lag);
+    replicas.push({
+      host: r.ip ?? '',
+      port: num(r.port) ?? 0,
+      state: r.state ?? 'unknown',
+      offset: num(r.offset) ?? 0,
+      ...(lag === undefined ? {} : { lagSeconds: lag }),
+    });
+  }
+  return replicas;
 }
 
 /** The fields of INFO that the health plane reports, typed. */
@@ -82,19 +117,13 @@ export function summarizeInfo(info: InfoSections): InfoSummary {
   const clients = info.clients ?? {};
   const role: NodeRole = repl.role === 'slave' ? 'replica' : 'primary';
   const replOffset = num(repl.master_repl_offset);
-  const replicas: ReplicaLink[] = [];
-  for (const [key, value] of Object.entries(repl)) {
-    if (!/^slave\d+$/.test(key)) continue;
-    const r = parseInfoList(value);
-    const offset = num(r.offset) ?? 0;
-    replicas.push({
-      host: r.ip ?? '',
-      port: num(r.port) ?? 0,
-      state: r.state ?? 'unknown',
-      offset,
-      lagBytes: Math.max(0, (replOffset ?? offset) - offset),
-    });
-  }
+  const replicas: ReplicaLink[] = parseReplicaLines(repl).map(({ host, port, state, offset }) => ({
+    host,
+    port,
+    state,
+    offset,
+    lagBytes: Math.max(0, (replOffset ?? offset) - offset),
+  }));
   const summary: InfoSummary = {
     role,
     replicas,

@@ -253,3 +253,35 @@ export function classifyReplicaofReply(node: NodeEndpoint, reply: string): Geore
     );
   return new NodeCommandError(node, 'REPLICAOF', reply);
 }
+
+/** ioredis rejects server error replies with a `ReplyError`; anything else is a transport error. */
+function isReplyError(err: unknown): err is Error {
+  return err instanceof Error && err.name === 'ReplyError';
+}
+
+/**
+ * Classifies a server error reply with `classify`; transport errors (connection lost, timeout) are
+ * returned unchanged, so callers can tell a refusal from an unreachable node.
+ */
+export function fromReply(err: unknown, classify: (reply: string) => GeorepError): Error {
+  if (isReplyError(err)) return classify(err.message);
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/**
+ * The text of one pipeline reply (`[error, value]`), or the typed error it failed with.
+ *
+ * @throws NodeCommandError for an error reply or a missing entry; transport errors unchanged.
+ */
+export function replyText(
+  endpoint: NodeEndpoint,
+  command: string,
+  entry: [Error | null, unknown] | undefined,
+): string {
+  if (entry === undefined) throw new NodeCommandError(endpoint, command, 'no reply');
+  const [err, value] = entry;
+  if (err !== null) {
+    throw fromReply(err, (reply) => new NodeCommandError(endpoint, command, reply));
+  }
+  return String(value);
+}

@@ -1,7 +1,8 @@
 /**
  * Node-control primitives for moving the primary role inside one shard (a primary and its
- * replicas): read a node's replication state, a safe switchover with Redis's own FAILOVER, a forced
- * promotion for when the primary is gone, repointing replicas, and Sentinel's replica choice.
+ * replicas): a safe switchover with Redis's own FAILOVER, a forced promotion for when the primary is
+ * gone, repointing replicas, and Sentinel's replica choice. Reading a node's replication state (INFO,
+ * ROLE) lives in `replication-state.ts`.
  *
  * Facts about FAILOVER (Redis 6.2+, `replication.c`) that shape this file:
  * - `FAILOVER TO host port TIMEOUT ms` answers `+OK` at once; the work happens afterwards, so the
@@ -21,11 +22,8 @@
  *   primary again and unpauses. Only the log says why; {@link safeSwitchover} tells the two apart by
  *   the time it took.
  */
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import type { Redis } from 'ioredis';
-import type { GeorepError } from '@georep/core';
-import { parseInfo, parseInfoList } from './info.js';
+import { waitForClientReady } from './client-ready.js';
 import {
   NodeCommandError,
   SwitchoverIncompleteError,
@@ -37,51 +35,26 @@ import {
   SwitchoverUnsupportedError,
   classifyFailoverReply,
   classifyReplicaofReply,
+  fromReply,
+  replyText,
   type NodeEndpoint,
 } from './node-control-errors.js';
+import {
+  endpointOf,
+  findReplicaEntry,
+  lagOf,
+  parseReplication,
+  readReplication,
+  readReplicationState,
+  readRole,
+  sameEndpoint,
+} from './replication-state.js';
 
 /** A configured node of a shard: its id and where to reach it. */
 export interface NodeAddress {
   id: string;
   host: string;
   port: number;
-}
-
-/** One replica as its primary reports it (`INFO replication` `slaveN` lines). */
-export interface ReplicaEntry {
-  /** The address the primary sees: `replica-announce-ip`, or where the replica connects from. */
-  host: string;
-  port: number;
-  /** `online` once the initial sync is done; `wait_bgsave`, `send_bulk` before. */
-  state: string;
-  /** The replica's last acknowledged offset (acknowledged about once a second). */
-  offset: number;
-  /** Seconds since the last acknowledgement. */
-  lagSeconds?: number;
-}
-
-/** What a node says about its place in replication. */
-export interface ReplicationState {
-  role: 'primary' | 'replica';
-  /** `run_id`: changes on every restart; Sentinel's last tie-breaker. */
-  runId: string;
-  /** `master_repl_offset`: the end of the node's replication stream. */
-  replOffset: number;
-  /** `slave_repl_offset` (replicas): how much of its primary's stream it has applied. */
-  replicaOffset?: number;
-  /** The node's primary (replicas only), as configured by REPLICAOF. */
-  primary?: { host: string; port: number; linkUp: boolean; downSinceSeconds?: number };
-  /**
-   * `replica-priority` (0 = never promote). Read with CONFIG GET; when that is refused (ACL, renamed)
-   * a replica's INFO `slave_priority` is used, and otherwise Redis's default of 100.
-   */
-  replicaPriority: number;
-  /** `master_failover_state`: `no-failover`, `waiting-for-sync` or `failover-in-progress`. */
-  failoverState: string;
-  /** False before Redis 6.2, which has neither FAILOVER nor `master_failover_state`. */
-  failoverSupported: boolean;
-  /** Connected replicas (primaries, or replicas with replicas of their own). */
-  replicas: ReplicaEntry[];
 }
 
 /** Options of {@link safeSwitchover}. */
@@ -123,36 +96,6 @@ export interface SwitchoverResult {
 
 const DEFAULT_SETTLE_MARGIN_MS = 5000;
 const DEFAULT_POLL_INTERVAL_MS = 5;
-/** Redis's default `replica-priority`. */
-const DEFAULT_REPLICA_PRIORITY = 100;
-
-/**
- * Reads the replication state of the node behind `client`: role, offsets, its primary and link,
- * its replicas, its promotion priority and any coordinated failover under way.
- *
- * @throws NodeCommandError when INFO is refused. Connection errors are thrown as ioredis raises
- *   them.
- */
-export async function readReplicationState(client: Redis): Promise<ReplicationState> {
-  const endpoint = endpointOf(client);
-  await untilReady(client);
-  // One round trip: the pipeline answers each command separately, so a refused CONFIG GET does
-  // not lose the INFO replies.
-  const replies = await client
-    .pipeline()
-    .info('server')
-    .info('replication')
-    .config('GET', 'replica-priority')
-    .exec();
-  const [server, replication, priority] = replies ?? [];
-  const serverInfo = parseInfo(replyText(endpoint, 'INFO server', server)).server ?? {};
-  const state = parseReplication(replyText(endpoint, 'INFO replication', replication));
-  return {
-    ...state.base,
-    runId: serverInfo.run_id ?? '',
-    replicaPriority: configNumber(priority) ?? state.infoPriority ?? DEFAULT_REPLICA_PRIORITY,
-  };
-}
 
 /**
  * Safe switchover: `FAILOVER TO host port TIMEOUT ms` on the primary (Redis 6.2+). Redis pauses
@@ -197,7 +140,7 @@ export async function safeSwitchover(o: SafeSwitchoverOptions): Promise<Switchov
   const seenAs = { host: entry.host, port: entry.port };
 
   const interval = o.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
-  await untilReady(o.targetClient);
+  await waitForClientReady(o.targetClient, { giveUpOn: 'end' });
   const sentAt = performance.now();
   const deadline = sentAt + o.timeoutMs + (o.settleMarginMs ?? DEFAULT_SETTLE_MARGIN_MS);
   const elapsed = () => Math.round(performance.now() - sentAt);
@@ -308,7 +251,7 @@ export async function forcePromote(o: {
   primaryOffset?: number;
 }): Promise<{ offset: number; bytesBehind: number | null; previousPrimary?: NodeEndpoint }> {
   const endpoint = endpointOf(o.target);
-  await untilReady(o.target);
+  await waitForClientReady(o.target, { giveUpOn: 'end' });
   // INFO before and after on the same connection, right around the promotion, so the offset is
   // the one the node had when it stopped replicating, not one moved by writes that came later.
   const replies = await o.target
@@ -347,7 +290,7 @@ export async function repointReplica(
   primary: { host: string; port: number },
 ): Promise<{ changed: boolean }> {
   const endpoint = endpointOf(client);
-  await untilReady(client);
+  await waitForClientReady(client, { giveUpOn: 'end' });
   let text: string;
   try {
     text = await client.info('replication');
@@ -406,110 +349,6 @@ function compareCandidates(
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
-/** INFO replication parsed; `infoPriority` is `slave_priority`, which only replicas report. */
-function parseReplication(text: string): {
-  base: Omit<ReplicationState, 'runId' | 'replicaPriority'>;
-  infoPriority?: number;
-} {
-  const repl = parseInfo(text).replication ?? {};
-  const role = repl.role === 'slave' ? 'replica' : 'primary';
-  const replicas: ReplicaEntry[] = [];
-  for (const [key, value] of Object.entries(repl)) {
-    if (!/^slave\d+$/.test(key)) continue;
-    const r = parseInfoList(value);
-    const lag = num(r.lag);
-    replicas.push({
-      host: r.ip ?? '',
-      port: num(r.port) ?? 0,
-      state: r.state ?? 'unknown',
-      offset: num(r.offset) ?? 0,
-      ...(lag === undefined ? {} : { lagSeconds: lag }),
-    });
-  }
-  const base: Omit<ReplicationState, 'runId' | 'replicaPriority'> = {
-    role,
-    replOffset: num(repl.master_repl_offset) ?? 0,
-    failoverState: repl.master_failover_state ?? 'no-failover',
-    failoverSupported: repl.master_failover_state !== undefined,
-    replicas,
-  };
-  if (role === 'replica' && repl.master_host !== undefined) {
-    const downSince = num(repl.master_link_down_since_seconds);
-    base.primary = {
-      host: repl.master_host,
-      port: num(repl.master_port) ?? 0,
-      linkUp: repl.master_link_status === 'up',
-      // -1 means "never connected since start": no time to report.
-      ...(downSince === undefined || downSince < 0 ? {} : { downSinceSeconds: downSince }),
-    };
-    const replicaOffset = num(repl.slave_repl_offset);
-    if (replicaOffset !== undefined) base.replicaOffset = replicaOffset;
-  }
-  const infoPriority = num(repl.slave_priority ?? repl.replica_priority);
-  return infoPriority === undefined ? { base } : { base, infoPriority };
-}
-
-async function readReplication(client: Redis) {
-  return parseReplication(await client.info('replication'));
-}
-
-/** ROLE is cheaper than INFO and answers during a write pause. */
-async function readRole(client: Redis): Promise<{ role: string; offset: number }> {
-  const reply = (await client.call('ROLE')) as unknown[];
-  const role = String(reply[0]);
-  // master: [role, offset, replicas]; slave: [role, host, port, state, offset]
-  const offset = Number(role === 'master' ? reply[1] : reply[4]);
-  return { role, offset: Number.isFinite(offset) ? offset : 0 };
-}
-
-/** Finds `target` among a primary's replicas by port, and by host or the addresses it resolves to. */
-async function findReplicaEntry(
-  replicas: ReplicaEntry[],
-  target: NodeEndpoint,
-): Promise<ReplicaEntry | undefined> {
-  const samePort = replicas.filter((r) => r.port === target.port);
-  const exact = samePort.find((r) => r.host.toLowerCase() === target.host.toLowerCase());
-  if (exact !== undefined || samePort.length === 0 || isIP(target.host) !== 0) return exact;
-  // The primary reports IP addresses; a configured hostname has to be resolved to compare.
-  const addresses = await lookup(target.host, { all: true }).catch(() => []);
-  return samePort.find((r) => addresses.some((a) => a.address === r.host));
-}
-
-/** How far `replica` is behind, by the offset it last acknowledged to `state`'s node. */
-function lagOf(state: { replOffset: number; replicas: ReplicaEntry[] }, replica: NodeEndpoint) {
-  const entry = state.replicas.find((r) => sameEndpoint(r, replica));
-  return entry === undefined ? undefined : Math.max(0, state.replOffset - entry.offset);
-}
-
-function sameEndpoint(a: NodeEndpoint, b: NodeEndpoint): boolean {
-  return a.port === b.port && a.host.toLowerCase() === b.host.toLowerCase();
-}
-
-function endpointOf(client: Redis): NodeEndpoint {
-  return { host: client.options.host ?? 'localhost', port: client.options.port ?? 6379 };
-}
-
-/**
- * Node clients do not queue commands while disconnected (a dead node must fail fast), so a client
- * created just before a switchover would fail its first command. This waits for a connection in
- * progress, up to the client's connect timeout; a client that cannot connect then fails as usual.
- */
-async function untilReady(client: Redis): Promise<void> {
-  if (!['wait', 'connecting', 'connect'].includes(client.status)) return;
-  if (client.status === 'wait') client.connect().catch(() => undefined);
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      client.off('ready', done);
-      client.off('end', done);
-      resolve();
-    };
-    const timer = setTimeout(done, client.options.connectTimeout ?? 2000);
-    client.once('ready', done);
-    client.once('end', done);
-  });
-}
-
 /** Runs one poll, giving up at the deadline so a stalled node cannot hold the caller past it. */
 async function poll<T>(fn: () => Promise<T>, deadline: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -528,41 +367,4 @@ async function poll<T>(fn: () => Promise<T>, deadline: number): Promise<T> {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function num(value: string | undefined): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  const n = Number(value);
-  return Number.isFinite(n) ? n : undefined;
-}
-
-/** ioredis rejects server error replies with a `ReplyError`; anything else is a transport error. */
-function isReplyError(err: unknown): err is Error {
-  return err instanceof Error && err.name === 'ReplyError';
-}
-
-/** Classifies a server error reply; transport errors are rethrown unchanged. */
-function fromReply(err: unknown, classify: (reply: string) => GeorepError): Error {
-  if (isReplyError(err)) return classify(err.message);
-  return err instanceof Error ? err : new Error(String(err));
-}
-
-/** The text of one pipeline reply, or the typed error it failed with. */
-function replyText(
-  endpoint: NodeEndpoint,
-  command: string,
-  entry: [Error | null, unknown] | undefined,
-): string {
-  if (entry === undefined) throw new NodeCommandError(endpoint, command, 'no reply');
-  const [err, value] = entry;
-  if (err !== null) {
-    throw fromReply(err, (reply) => new NodeCommandError(endpoint, command, reply));
-  }
-  return String(value);
-}
-
-/** `CONFIG GET name` answers `[name, value]`; a refusal (ACL, renamed command) gives undefined. */
-function configNumber(entry: [Error | null, unknown] | undefined): number | undefined {
-  if (entry === undefined || entry[0] !== null || !Array.isArray(entry[1])) return undefined;
-  return num(String(entry[1][1] ?? ''));
 }

@@ -1,6 +1,7 @@
 /** One health sample of one node: PING latency and the INFO sections the health plane shows. */
 import type { Redis } from 'ioredis';
 import type { ConfiguredNode, NodeRole, NodeSample } from '@georep/core';
+import { waitForClientReady } from './client-ready.js';
 import { parseInfo, summarizeInfo } from './info.js';
 
 const INFO_SECTIONS = ['server', 'clients', 'memory', 'persistence', 'stats', 'replication'];
@@ -23,7 +24,8 @@ export async function sampleNode(
   };
   const sampledAt = Date.now();
   try {
-    await waitUntilReady(client, readyTimeoutMs);
+    // A client still connecting gets a short grace; a refused connection reports the node down.
+    await waitForClientReady(client, { timeoutMs: readyTimeoutMs, giveUpOn: 'error' });
     const started = performance.now();
     await client.ping();
     const pingMs = Math.round((performance.now() - started) * 100) / 100;
@@ -52,27 +54,6 @@ async function readInfo(client: Redis): Promise<string> {
       return client.info();
     throw err;
   }
-}
-
-/**
- * Commands are not queued while disconnected (so a dead node fails fast); a client that is in the
- * middle of connecting gets a short grace instead of failing its first sample.
- */
-async function waitUntilReady(client: Redis, timeoutMs: number): Promise<void> {
-  if (client.status === 'ready' || !['connecting', 'connect', 'wait'].includes(client.status))
-    return;
-  if (client.status === 'wait') client.connect().catch(() => undefined);
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      client.off('ready', done);
-      client.off('error', done);
-      resolve();
-    };
-    const timer = setTimeout(done, timeoutMs);
-    client.once('ready', done);
-    client.once('error', done);
-  });
 }
 
 function describe(err: unknown): string {

@@ -97,6 +97,8 @@ function kindOf(code: string): string {
     code.startsWith('link.') ||
     code.startsWith('unlink.') ||
     code.startsWith('switchover.') ||
+    code.startsWith('failover.') ||
+    code.startsWith('failback.') ||
     code === 'region.busy' ||
     code === 'idempotency-conflict'
   )
