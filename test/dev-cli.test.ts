@@ -85,6 +85,23 @@ describe('georep dev', () => {
     }
   });
 
+  it("dev - every region has a Sentinel endpoint that redis-cli asks for any region's primary", async () => {
+    const cluster = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as DevCluster;
+    for (const region of cluster.regions) {
+      expect(region.sentinel).not.toBeNull();
+      const other = cluster.regions.find((r) => r.name !== region.name)!;
+      const primary = other.nodes.find((n) => n.role === 'primary')!;
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile(
+          'redis-cli',
+          ['-p', String(region.sentinel!.port), 'SENTINEL', 'get-master-addr-by-name', other.name],
+          (err, stdout) => (err === null ? resolve(stdout) : reject(err)),
+        ),
+      );
+      expect(out.trim().split('\n')).toEqual([primary.host, String(primary.port)]);
+    }
+  });
+
   it('dev - kill shows the region down from a survivor; revive brings it back', async () => {
     const killed = await georep(['dev', 'kill', 'us-east'], { cwd });
     expect(killed.code).toBe(0);
