@@ -95,7 +95,7 @@ describe('georep dev', () => {
         execFile(
           'redis-cli',
           ['-p', String(region.sentinel!.port), 'SENTINEL', 'get-master-addr-by-name', other.name],
-          (err, stdout) => (err === null ? resolve(stdout) : reject(err)),
+          (err, stdout) => (err === null ? resolve(stdout) : reject(new Error(err.message))),
         ),
       );
       expect(out.trim().split('\n')).toEqual([primary.host, String(primary.port)]);

@@ -425,6 +425,8 @@ describe('switchover and failover', () => {
       { timeoutMs: 10_000, intervalMs: 200, what: 'the fence of eu-west' },
     );
     expect((await status(US)).regions.find((r) => r.name === EU)?.routedTo).toBe(US);
+    const human = await cli(['status', '--region', US], US);
+    expect(human.stdout).toMatch(new RegExp(`${EU}\\s+up\\s+linked, served by ${US}`));
 
     const back = await cli(['failback', EU, '--json']);
     expect(back.code, back.stderr).toBe(0);

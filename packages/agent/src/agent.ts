@@ -48,6 +48,8 @@ import { cancelOperation, routedTo } from '@georep/group';
 import { OperationRunner } from './operations.js';
 import { ReplicationPlane } from './replication-plane.js';
 import { SnapshotPlane } from './snapshot-plane.js';
+import { ScheduleRunner } from './schedule-runner.js';
+import { SCHEDULE_API_VERBS, scheduleApi } from './schedule-api.js';
 import { RegionTracker } from './region-tracker.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -69,6 +71,7 @@ const API_VERBS = [
   'snapshot.import',
   'switchover',
   'op.cancel',
+  ...SCHEDULE_API_VERBS,
   'failover',
   'failback',
 ];
@@ -92,6 +95,8 @@ export class Agent {
   readonly plane: GroupPlane;
   readonly #runner: OperationRunner;
   readonly #snapshots: SnapshotPlane;
+  /** Snapshot schedules of this region (see schedule-runner.ts). */
+  readonly schedules: ScheduleRunner;
   readonly replication: ReplicationPlane;
   readonly switchover: SwitchoverPlane;
   readonly autoFailover: AutoFailover;
@@ -189,6 +194,15 @@ export class Agent {
       group: config.group,
       region: config.region,
     });
+    this.schedules = new ScheduleRunner({
+      config,
+      plane: this.plane,
+      runner: this.#runner,
+      snapshots: this.#snapshots,
+      agentId: this.identity.id,
+      registry: this.metrics.registry,
+      assertNotBusy: (what) => this.switchover.assertNotBusy(what),
+    });
   }
 
   /**
@@ -281,6 +295,7 @@ export class Agent {
       if (region.name === this.config.region) {
         region.replication = this.replication.status();
         region.activity = this.switchover.activity;
+        region.schedules = this.schedules.status();
         region.sentinel = this.#sentinel?.address ?? null;
       }
     }
@@ -318,6 +333,7 @@ export class Agent {
       this.#natsUp = true;
       this.plane.attach(nc);
       this.#snapshots.attach(nc);
+      this.schedules.attach(nc);
       this.replication.attach(nc);
       this.#timers.push(
         setInterval(() => void this.replication.reconcile(), REPLICATION_RECONCILE_MS),
@@ -430,6 +446,10 @@ export class Agent {
   }
 
   #api(verb: string, body: Record<string, unknown>): unknown {
+    if (verb.startsWith('schedule.')) {
+      const context = { region: this.config.region, plane: this.plane, schedules: this.schedules };
+      return scheduleApi(context, verb, body);
+    }
     const doc = this.plane.document;
     switch (verb) {
       case 'group.show':
@@ -693,6 +713,7 @@ export class Agent {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
+    await this.schedules.stop();
     this.#timers = [];
     await this.#runner.idle();
     await this.replication.stop();

@@ -16,6 +16,8 @@ import {
   type AgentConfig,
   type Logger,
   type NodeSample,
+  type SchedulePreference,
+  type ScheduleStoreKind,
 } from '@georep/core';
 import { exportRdb } from '@georep/redis';
 import {
@@ -61,6 +63,10 @@ export interface ImportRequest {
 export interface ExportRequest {
   node?: string;
   name?: string;
+  /** Another store than the configured one (a schedule's `--store`). */
+  store?: ScheduleStoreKind;
+  /** Extra catalog fields (a schedule's id and slot), so retention finds its own snapshots. */
+  labels?: Record<string, string | number | boolean | null>;
 }
 
 /** See the module comment. */
@@ -70,7 +76,8 @@ export class SnapshotPlane {
   readonly #latestNodes: () => NodeSample[];
   readonly #log: Logger;
   #nc: NatsConnection | null = null;
-  #store: Promise<SnapshotStore> | null = null;
+  /** Stores by kind, opened on first use. */
+  readonly #stores = new Map<ScheduleStoreKind, Promise<SnapshotStore>>();
   /** Names of exports running now: reserved before the first await. */
   readonly #inFlight = new Set<string>();
 
@@ -87,10 +94,19 @@ export class SnapshotPlane {
 
   /** Where this region's snapshots go (for messages and `snapshot list`). */
   get location(): string {
-    const s = this.#config.snapshots;
-    return s.store === 'directory'
+    return this.locationOf(this.#config.snapshots.store);
+  }
+
+  /** Where snapshots of a store kind go. */
+  locationOf(kind: ScheduleStoreKind): string {
+    return kind === 'directory'
       ? this.#directory()
       : `nats:${snapshotBucketName(this.#config.group, this.#config.region)}`;
+  }
+
+  /** The kind of this region's store at `location` (a catalog entry's `store`), if it is one. */
+  kindAt(location: string): ScheduleStoreKind | undefined {
+    return (['object-store', 'directory'] as const).find((k) => this.locationOf(k) === location);
   }
 
   #directory(): string {
@@ -101,11 +117,11 @@ export class SnapshotPlane {
   }
 
   /** The store, opened on first use (JetStream may not be ready when the agent starts). */
-  store(): Promise<SnapshotStore> {
-    if (this.#store === null) {
-      const s = this.#config.snapshots;
-      if (s.store === 'directory') {
-        this.#store = DirectorySnapshotStore.open(this.#directory());
+  store(kind: ScheduleStoreKind = this.#config.snapshots.store): Promise<SnapshotStore> {
+    let opened = this.#stores.get(kind);
+    if (opened === undefined) {
+      if (kind === 'directory') {
+        opened = DirectorySnapshotStore.open(this.#directory());
       } else {
         const nc = this.#nc;
         if (nc === null) {
@@ -119,21 +135,26 @@ export class SnapshotPlane {
             ),
           );
         }
-        this.#store = openWithRetry(() =>
+        opened = openWithRetry(() =>
           ObjectStoreSnapshotStore.open(nc, {
             bucket: snapshotBucketName(this.#config.group, this.#config.region),
             placementCluster: this.#config.region,
           }),
         );
       }
+      this.#stores.set(kind, opened);
       // A failed open is retried on the next call.
-      this.#store.catch(() => (this.#store = null));
+      opened.catch(() => this.#stores.delete(kind));
     }
-    return this.#store;
+    return opened;
   }
 
-  /** Chooses the node to export: the one asked for, else a healthy replica (if preferred), else the primary. */
-  chooseNode(requested: string | undefined): NodeSample {
+  /**
+   * Chooses the node to export: the one asked for, else a healthy replica (if preferred), else the
+   * primary. `prefer` (a schedule's) overrides `snapshots.preferReplica`: `replica-only` never
+   * falls back to the primary, `primary` never uses a replica.
+   */
+  chooseNode(requested: string | undefined, prefer?: SchedulePreference): NodeSample {
     const samples = this.#latestNodes();
     const known = configuredNodes(this.#config).map((n) => n.id);
     if (requested !== undefined) {
@@ -162,8 +183,21 @@ export class SnapshotPlane {
       .filter((n) => n.up && n.role === 'replica' && n.primary?.linkUp === true)
       .sort((a, b) => (a.lagBytes ?? 0) - (b.lagBytes ?? 0));
     const primary = samples.find((n) => n.up && n.role === 'primary');
+    if (prefer === 'replica-only' && replicas[0] === undefined) {
+      throw new ConflictError(
+        'snapshot.no-replica',
+        `no replica of region ${this.#config.region} is up with its link to the primary up`,
+        {
+          hint: 'georep status shows the replicas; or let the schedule use the primary (--prefer replica-first)',
+        },
+      );
+    }
+    const preferReplica =
+      prefer === undefined ? this.#config.snapshots.preferReplica : prefer !== 'primary';
     const chosen =
-      (this.#config.snapshots.preferReplica ? replicas[0] : undefined) ?? primary ?? replicas[0];
+      prefer === 'primary'
+        ? primary
+        : ((preferReplica ? replicas[0] : undefined) ?? primary ?? replicas[0]);
     if (chosen === undefined) {
       throw new ConflictError(
         'snapshot.no-node',
@@ -189,7 +223,7 @@ export class SnapshotPlane {
         hint: 'choose another --name',
       });
     }
-    const store = await this.store();
+    const store = await this.store(request.store);
     const spool = join(this.#config.dataDir ?? tmpdir(), 'snapshot-spool');
     mkdirSync(spool, { recursive: true });
     const file = join(spool, `${name}.${operationId ?? 'direct'}.rdb`);
@@ -209,7 +243,11 @@ export class SnapshotPlane {
       const stored = await store.put(meta, file);
       this.#plane.document.addSnapshot(
         name,
-        { ...stored, store: this.location },
+        {
+          ...stored,
+          store: request.store === undefined ? this.location : this.locationOf(request.store),
+          ...request.labels,
+        },
         { region: this.#config.region, operationId },
       );
       this.#log.info(
@@ -289,9 +327,13 @@ export class SnapshotPlane {
     return result;
   }
 
-  /** Deletes one of this region's snapshots from the store and the catalog. */
-  async delete(name: string, operationId: string | null): Promise<boolean> {
-    const store = await this.store();
+  /** Deletes one of this region's snapshots from the store (of `kind`) and the catalog. */
+  async delete(
+    name: string,
+    operationId: string | null,
+    kind?: ScheduleStoreKind,
+  ): Promise<boolean> {
+    const store = await this.store(kind);
     const removed = await store.delete(name);
     const uncatalogued = this.#plane.document.removeSnapshot(name, {
       region: this.#config.region,

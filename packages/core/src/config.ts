@@ -193,6 +193,19 @@ export const agentConfigSchema = z
       })
       .strict()
       .default({ store: 'object-store', preferReplica: true }),
+    /** Snapshot schedules (`georep snapshot schedule`) run by this agent for its region. */
+    schedules: z
+      .object({
+        /** `false`: this agent runs no schedule (another agent of the region does). */
+        enabled: z.boolean().default(true),
+        /**
+         * A slot missed while no agent of the region ran (down, restarting) still runs on start
+         * when it is at most this old; older slots are recorded as missed.
+         */
+        missedGraceMs: z.number().int().min(0).max(86_400_000).default(300_000),
+      })
+      .strict()
+      .default({ enabled: true, missedGraceMs: 300_000 }),
     replication: z
       .object({
         /** Capture this region's writes and apply the linked regions' writes. */

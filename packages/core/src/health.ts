@@ -20,6 +20,7 @@ export interface ReplicaLink {
 }
 
 import type { LinkState } from './group-types.js';
+import type { ScheduleStatus } from './snapshot-schedule.js';
 
 /** One sample of one Redis node. Fields other than the identity are absent when `up` is false. */
 export interface NodeSample {
@@ -115,6 +116,8 @@ export interface RegionStatus {
   activity?: RegionActivity | null;
   /** The region agent's Sentinel-compatible endpoint, when it serves one. */
   sentinel?: { host: string; port: number } | null;
+  /** Snapshot schedules run by this region's agent: next run, last result (its own region only). */
+  schedules?: ScheduleStatus[];
   /** Replication of this region, filled in by the region's own agent. */
   replication?: ReplicationStatus;
 }

@@ -43,6 +43,30 @@ export type {
   MaintenanceWindowConfig,
 } from './config.js';
 export { maintenanceWindowAt } from './maintenance-window.js';
+export {
+  SCHEDULE_PREFERENCES,
+  SCHEDULE_STORES,
+  parseDuration,
+  formatDuration,
+  cronOf,
+  latestSlot,
+  nextSlot,
+  slotsBetween,
+  scheduledSnapshotName,
+  validateScheduleId,
+  validateScheduleRequest,
+} from './snapshot-schedule.js';
+export { snapshotsToDelete, describeRetention } from './schedule-retention.js';
+export type {
+  SchedulePreference,
+  ScheduleStoreKind,
+  ScheduleRetention,
+  SnapshotSchedule,
+  ScheduleRequest,
+  ScheduleRunView,
+  ScheduleStatus,
+} from './snapshot-schedule.js';
+export type { RetentionCandidate } from './schedule-retention.js';
 export type { DailyWindow, WindowTimes } from './maintenance-window.js';
 export type {
   RegionState,

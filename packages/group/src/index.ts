@@ -33,3 +33,18 @@ export {
   cancelOperation,
 } from './region-topology.js';
 export type { ChangeBy } from './region-topology.js';
+export {
+  SCHEDULED_SNAPSHOT_KIND,
+  listSchedules,
+  getSchedule,
+  requireSchedule,
+  scheduleTargets,
+  addSchedule,
+  setSchedulePaused,
+  removeSchedule,
+  recordMissedSlots,
+  scheduleRunIndex,
+  runKey,
+  runViewOf,
+} from './schedules.js';
+export type { ScheduledRunParams, ScheduleRunSummary } from './schedules.js';

@@ -3,11 +3,10 @@
  * region and back. Sentinel-aware clients follow through the agents' Sentinel-compatible
  * endpoints; `--dry-run` prints what would change and the data at risk, changing nothing.
  */
-import { hostname, userInfo } from 'node:os';
 import { Command, Option } from 'commander';
 import { connectGroup } from '../agent-client.js';
 import { printResult } from '../format.js';
-import { submitAndWait, type ChangeOptions } from './group.js';
+import { changeOptions, requestedBy, submitAndWait, type ChangeOptions } from './group.js';
 
 interface Plan {
   kind: string;
@@ -41,27 +40,6 @@ export function renderPlan(plan: Plan): string {
   ];
   return lines.join('\n');
 }
-
-const requestedBy = () => {
-  try {
-    return `${userInfo().username}@${hostname()}`;
-  } catch {
-    return `unknown@${hostname()}`;
-  }
-};
-
-const changeOptions = (cmd: Command, waitDefault: string) =>
-  cmd
-    .option('--json', 'print one JSON document')
-    .option('--no-wait', 'return the operation id at once instead of waiting for the outcome')
-    .option(
-      '--client-token <token>',
-      'idempotency token (1-127 printable ASCII): the same token runs the request once',
-    )
-    .option('--via <region>', 'send the request to the agent of this region (default: any agent)')
-    .addOption(
-      new Option('--wait-timeout <ms>', 'how long to wait for the outcome').default(waitDefault),
-    );
 
 export function makeFailoverCommand(): Command {
   return changeOptions(

@@ -130,13 +130,12 @@ export async function submitAndWait(
 ): Promise<OperationView> {
   const { client, group } = await connectGroup(command);
   await using _client = client;
-  const requestedBy = `${safeUser()}@${hostname()}`;
   const op = await client.api<OperationView>(
     group,
     verb,
     {
       ...body,
-      requestedBy,
+      requestedBy: requestedBy(),
       ...(opts.clientToken === undefined ? {} : { clientToken: opts.clientToken }),
     },
     region,
@@ -156,15 +155,19 @@ export async function submitAndWait(
   return done;
 }
 
-function safeUser(): string {
+/** `user@host` of the operator, recorded with every request. */
+export function requestedBy(): string {
+  let user = 'unknown';
   try {
-    return userInfo().username;
+    user = userInfo().username;
   } catch {
-    return 'unknown';
+    // no passwd entry (a container): keep 'unknown'
   }
+  return `${user}@${hostname()}`;
 }
 
-const changeOptions = (cmd: Command) =>
+/** The options of every command that submits an operation (`--wait-timeout` default varies). */
+export const changeOptions = (cmd: Command, waitTimeoutDefault = '30000') =>
   cmd
     .option('--json', 'print one JSON document (the operation)')
     .option('--no-wait', 'return the operation id at once instead of waiting for the outcome')
@@ -174,7 +177,9 @@ const changeOptions = (cmd: Command) =>
     )
     .option('--via <region>', 'send the request to the agent of this region (default: any agent)')
     .addOption(
-      new Option('--wait-timeout <ms>', 'how long to wait for the outcome').default('30000'),
+      new Option('--wait-timeout <ms>', 'how long to wait for the outcome').default(
+        waitTimeoutDefault,
+      ),
     );
 
 export function makeLinkCommand(): Command {
@@ -287,7 +292,7 @@ export function makeOperationCommand(): Command {
           const cancelled = await client.api<OperationView>(
             group,
             'op.cancel',
-            { id, requestedBy: `${safeUser()}@${hostname()}` },
+            { id, requestedBy: requestedBy() },
             op.requestedVia,
           );
           printResult(opts.json, cancelled, () => renderOperation(cancelled));

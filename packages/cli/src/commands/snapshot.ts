@@ -13,6 +13,7 @@ import { connectGroup, type AgentClient } from '../agent-client.js';
 import { formatBytes, printResult, renderTable } from '../format.js';
 import { parseRedisTarget } from '../redis-target.js';
 import { submitAndWait, type ChangeOptions } from './group.js';
+import { makeScheduleCommand } from './snapshot-schedule.js';
 
 /** The catalog entry fields the CLI shows. */
 interface CatalogEntry {
@@ -494,5 +495,6 @@ export function makeSnapshotCommand(): Command {
     .addCommand(makeInspect())
     .addCommand(makeVerify())
     .addCommand(makeImport())
-    .addCommand(makeDelete());
+    .addCommand(makeDelete())
+    .addCommand(makeScheduleCommand());
 }

@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import type { RegionStatus, StatusReport } from '@georep/core';
 import { connectGroup } from '../agent-client.js';
 import { formatAge, formatBytes, renderTable } from '../format.js';
+import { renderSchedules } from './snapshot-schedule.js';
 
 /** One table row per region. */
 export function renderStatus(report: StatusReport): string {
@@ -22,7 +23,7 @@ export function renderStatus(report: StatusReport): string {
       'AGREE',
     ],
     rows,
-  )}${renderReplication(report)}`;
+  )}${renderReplication(report)}${renderSchedules(report)}`;
 }
 
 /** An hour: a backlog forecast to fill the stream sooner than this is a warning. */
@@ -66,8 +67,9 @@ function regionRow(region: RegionStatus): string[] {
       : `suspect: ${region.seenSuspectBy.join(',') || '-'}`;
   return [
     region.name,
-    region.state,
-    region.linkState ?? '-',
+    // A switchover or failover in progress, and a region whose traffic another region serves.
+    region.activity == null ? region.state : `${region.state} (${region.activity.kind})`,
+    `${region.linkState ?? '-'}${region.routedTo == null ? '' : `, served by ${region.routedTo}`}`,
     primary === undefined ? '-' : `${primary.id} ${primary.host}:${primary.port}`,
     replicas.length === 0 ? '0' : `${replicas.filter((n) => n.up).length}/${replicas.length} up`,
     lags.length === 0 ? '-' : formatBytes(Math.max(...lags)),
