@@ -17,6 +17,7 @@ import {
   removeSchedule,
   requireSchedule,
   runKey,
+  emptyRunSummary,
   scheduleRunIndex,
   scheduleTargets,
   setSchedulePaused,
@@ -139,14 +140,7 @@ function entryOf(
     nextRunAt: schedule.paused ? null : ctx.schedules.nextRunOf(schedule),
     regions: regions.map((region) => ({
       region,
-      ...(index.get(runKey(schedule.id, region)) ?? {
-        lastRun: null,
-        lastSuccessAt: null,
-        runs: 0,
-        failures: 0,
-        inProgress: 0,
-        lastSlot: null,
-      }),
+      ...(index.get(runKey(schedule.id, region)) ?? emptyRunSummary()),
     })),
   };
 }

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { isValidName } from './ids.js';
+import { isTimeZone } from './maintenance-window.js';
 
 const name = (what: string) =>
   z
@@ -15,16 +16,6 @@ const name = (what: string) =>
 
 /** The shard of nodes that name none: a region with one shard never needs to name it. */
 export const DEFAULT_SHARD = 'main';
-
-/** True when `Intl` knows the time zone (IANA names such as `Europe/Berlin`, and `UTC`). */
-function isTimeZone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const fileRef = z.string().min(1, 'must be a file path');
 

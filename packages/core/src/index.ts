@@ -42,7 +42,7 @@ export type {
   ConfiguredNode,
   MaintenanceWindowConfig,
 } from './config.js';
-export { maintenanceWindowAt } from './maintenance-window.js';
+export { maintenanceWindowAt, isTimeZone } from './maintenance-window.js';
 export {
   SCHEDULE_PREFERENCES,
   SCHEDULE_STORES,

@@ -5,6 +5,16 @@
  */
 import { Cron } from 'croner';
 
+/** True when `Intl` knows the time zone (IANA names such as `Europe/Berlin`, and `UTC`). */
+export function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A daily window: `start` is `HH:MM` (or `HH:MM:SS`) on the wall clock of `timeZone`. */
 export interface DailyWindow {
   start: string;

@@ -8,6 +8,7 @@
  * Validation runs in the CLI (to fail before the network) and again in the agent that stores
  * the schedule (the authority: requests can come from anyone with publish rights).
  */
+import { isTimeZone } from './maintenance-window.js';
 import { Cron } from 'croner';
 import { UsageError } from './errors.js';
 import { isValidName } from './ids.js';
@@ -163,16 +164,6 @@ export function formatDuration(ms: number): string {
     }
   }
   return out.join('');
-}
-
-/** True when `Intl` knows the time zone. */
-function isTimeZone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The croner job of a schedule, never started (only used to compute times). */

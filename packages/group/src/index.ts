@@ -45,6 +45,7 @@ export {
   recordMissedSlots,
   scheduleRunIndex,
   runKey,
+  emptyRunSummary,
   runViewOf,
 } from './schedules.js';
 export type { ScheduledRunParams, ScheduleRunSummary } from './schedules.js';

@@ -189,6 +189,18 @@ export interface ScheduleRunSummary {
   lastSlot: number | null;
 }
 
+/** The summary of a schedule in a region that has not run yet. */
+export function emptyRunSummary(): ScheduleRunSummary {
+  return {
+    lastRun: null,
+    lastSuccessAt: null,
+    runs: 0,
+    failures: 0,
+    inProgress: 0,
+    lastSlot: null,
+  };
+}
+
 /** Key of {@link scheduleRunIndex}. */
 export const runKey = (schedule: string, region: string): string => `${schedule}/${region}`;
 
@@ -206,14 +218,7 @@ export function scheduleRunIndex(doc: GroupDocument): Map<string, ScheduleRunSum
     const region = view.params.region;
     if (typeof schedule !== 'string' || typeof region !== 'string') continue;
     const key = runKey(schedule, region);
-    const summary = index.get(key) ?? {
-      lastRun: null,
-      lastSuccessAt: null,
-      runs: 0,
-      failures: 0,
-      inProgress: 0,
-      lastSlot: null,
-    };
+    const summary = index.get(key) ?? emptyRunSummary();
     const run = runViewOf(view);
     summary.runs += 1;
     if (run.status === 'failed') summary.failures += 1;

@@ -7,7 +7,6 @@
  * Requests are validated here first (no network needed for a bad cron expression) and again by
  * the agent, which also knows the group's regions.
  */
-import { hostname, userInfo } from 'node:os';
 import { Command, Option } from 'commander';
 import {
   SCHEDULE_PREFERENCES,
@@ -26,7 +25,7 @@ import {
 } from '@georep/core';
 import { connectGroup, type AgentClient } from '../agent-client.js';
 import { formatBytes, printResult, renderTable } from '../format.js';
-import { renderOperation, submitAndWait, type ChangeOptions } from './group.js';
+import { renderOperation, requestedBy, submitAndWait, type ChangeOptions } from './group.js';
 
 /** A schedule as `schedule list` returns it (see the agent's `ScheduleListEntry`). */
 interface ListEntry extends SnapshotSchedule {
@@ -43,14 +42,6 @@ interface ListEntry extends SnapshotSchedule {
 
 const when = (ms: number | null): string =>
   ms === null ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-
-function requestedBy(): string {
-  try {
-    return `${userInfo().username}@${hostname()}`;
-  } catch {
-    return `unknown@${hostname()}`;
-  }
-}
 
 /** `succeeded 2026-11-25T16:24:30Z (name, 1.2M)` or `failed: message [code]`. */
 export function describeRun(run: ScheduleRunView | null): string {
