@@ -41,6 +41,7 @@ import {
 import { RegionalFailover } from './regional-failover.js';
 import { WriteFence } from './write-fence.js';
 import { AutoFailover } from './auto-failover.js';
+import { AutoUnlinkPolicy } from './auto-unlink.js';
 import { SwitchoverPlane, isScheduledSwitchover } from './switchover.js';
 import { SentinelEndpoint } from './sentinel-endpoint.js';
 import { makeSentinelView } from './sentinel-view.js';
@@ -102,6 +103,7 @@ export class Agent {
   readonly autoFailover: AutoFailover;
   readonly regionalFailover: RegionalFailover;
   readonly #fence: WriteFence;
+  readonly #autoUnlink: AutoUnlinkPolicy;
   #tickAgain = false;
   #sentinel: SentinelEndpoint | null = null;
   readonly #peerAgents = new Map<string, string>();
@@ -185,6 +187,12 @@ export class Agent {
       onRoutingChange: () => this.#topologyChanged(),
     });
     this.#fence = new WriteFence(config, this.plane, () => this.switchover.shards());
+    this.#autoUnlink = new AutoUnlinkPolicy({
+      config,
+      plane: this.plane,
+      runner: this.#runner,
+      report: () => this.report(),
+    });
     // Replication follows the first shard's legitimate primary (the data plane is one shard).
     this.replication = new ReplicationPlane(config, this.plane, () => {
       const primary = this.switchover.shards()[0]?.primary;
@@ -628,6 +636,7 @@ export class Agent {
         this.#onSampled();
         await this.autoFailover.check();
         await this.#fence.enforce();
+        this.#autoUnlink.check();
         this.switchover.runDue();
       } while (this.#tickAgain && !this.#stopped);
     } catch (err) {

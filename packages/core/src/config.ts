@@ -217,6 +217,18 @@ export const agentConfigSchema = z
          * keeps history: a low rate keeps it small.
          */
         watermarkIntervalMs: z.number().int().min(1000).max(3_600_000).default(30_000),
+        /**
+         * Force-unlink a linked region automatically once it has been down (a majority of live
+         * agents agree) this long, so that its backlog stops growing in every other region.
+         * Null (the default) leaves it to the operator.
+         */
+        autoForceUnlinkAfterMs: z
+          .number()
+          .int()
+          .min(1000)
+          .max(30 * 86_400_000)
+          .nullable()
+          .default(null),
         /** How often tombstones and dead metadata below the horizon are collected. */
         gcIntervalMs: z.number().int().min(1000).max(86_400_000).default(60_000),
         /**
@@ -236,6 +248,7 @@ export const agentConfigSchema = z
         maxBatchOps: 512,
         streamMaxBytes: 1024 * 1024 * 1024,
         watermarkIntervalMs: 30_000,
+        autoForceUnlinkAfterMs: null,
         gcIntervalMs: 60_000,
         gcMinAgeMs: 3_600_000,
       }),
