@@ -309,9 +309,9 @@ describe('switchover and failover', () => {
   });
 
   it('failover - a killed primary is replaced within downAfterMs + 2 s, clients follow, and it returns as a replica', async () => {
-    const victimId = (await primaries(EU)).s3!;
-    const survivorId = victimId === 'eu-west-s3-1' ? 'eu-west-s3-2' : 'eu-west-s3-1';
-    const client = sentinelClient(`${EU}:s3`);
+    const victimId = (await primaries(EU)).s1!;
+    const survivorId = victimId === 'eu-west-s1-1' ? 'eu-west-s1-2' : 'eu-west-s1-1';
+    const client = sentinelClient(`${EU}:s1`);
     await client.set('before-kill', '1');
     const eu = group.region(EU);
     const victim = eu.nodes[plan.regions[0]!.nodes.findIndex((n) => n.id === victimId)]!;
@@ -331,7 +331,7 @@ describe('switchover and failover', () => {
       { timeoutMs: 20_000, intervalMs: 50, what: 'writes after the primary was killed' },
     );
     const promoted = (await history()).find(
-      (e) => e.kind === 'failover.auto' && e.message.startsWith(`${EU}/s3`),
+      (e) => e.kind === 'failover.auto' && e.message.startsWith(`${EU}/s1`),
     );
     expect(promoted, 'an automatic failover in the history').toBeDefined();
     expect(promoted!.message).toContain(`${survivorId} promoted`);
@@ -341,6 +341,12 @@ describe('switchover and failover', () => {
     );
     expect(await direct(survivorId).get('before-kill')).toBe('1');
     expect(await direct(survivorId).get('after-kill')).toBe('1');
+    // Replication follows the promoted primary of the first shard: its writes reach us-east.
+    await waitFor(
+      async () => direct((await primaries(US)).s1!).get('after-kill'),
+      (v) => v === '1',
+      { timeoutMs: 20_000, intervalMs: 200, what: 'the write after the failover in us-east' },
+    );
 
     await victim.restart();
     await waitFor(
