@@ -195,6 +195,25 @@ export class OperationRunner {
     });
   }
 
+  /**
+   * Operations recorded by a force-unlinked region's agent can never finish: that agent is gone,
+   * and fenced if it returns. Mark them failed so that nobody waits for them.
+   */
+  #abandonOperationsOf(region: string): void {
+    const doc = this.#ctx.plane.document;
+    for (const op of doc.pendingOperations()) {
+      if (op.requestedVia !== region) continue;
+      doc.updateOperation(op.id, {
+        status: 'failed',
+        error: {
+          code: 'operation.abandoned',
+          message: `${region}, whose agent ran this operation, was force-unlinked`,
+          hint: 'repeat the request through a linked region if it still applies',
+        },
+      });
+    }
+  }
+
   /** Waits for operations in flight (shutdown, tests). */
   async idle(): Promise<void> {
     await Promise.allSettled([...this.#running]);
@@ -307,6 +326,7 @@ export class OperationRunner {
       const by = { region: this.#ctx.region, operationId: operation.id };
       if (operation.kind === 'unlink' && operation.params.force === true) {
         doc.setLinkState(target, 'force-unlinked', { ...by, forced: operation.forced });
+        this.#abandonOperationsOf(target);
         doc.updateOperation(operation.id, {
           status: 'succeeded',
           result: {
