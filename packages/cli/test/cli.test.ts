@@ -119,4 +119,58 @@ describe('status rendering', () => {
     expect(text).toMatch(/us-east\s+7 ms\s+40/);
     expect(text).toContain('warning: the backlog held for ap-south reaches the stream limit');
   });
+
+  it("status - the answering region's nodes are listed shard by shard, primary first, with replica lag", () => {
+    const node = (id: string, shard: string, role: 'primary' | 'replica', extra = {}) => ({
+      id,
+      host: '10.0.0.1',
+      port: 6379,
+      shard,
+      role,
+      up: true,
+      sampledAt: 0,
+      ...extra,
+    });
+    const text = renderStatus({
+      v: 1,
+      group: 'g',
+      answeredBy: 'eu-west',
+      generatedAt: 0,
+      downAfterMs: 5000,
+      regions: [
+        {
+          name: 'eu-west',
+          state: 'up',
+          linkState: 'linked',
+          routedTo: 'us-east',
+          activity: { kind: 'switching', operationId: 'op-1', since: 0 },
+          heartbeatAgeMs: 0,
+          seenUpBy: ['eu-west'],
+          seenSuspectBy: [],
+          primary: 'e-s1-1',
+          nodes: [
+            node('e-s2-2', 's2', 'replica', { lagBytes: 2048, replicaPriority: 100 }),
+            node('e-s1-2', 's1', 'replica', {
+              up: false,
+              error: 'connect ECONNREFUSED',
+            }),
+            node('e-s2-1', 's2', 'primary'),
+            node('e-s1-1', 's1', 'primary'),
+          ],
+          agent: null,
+        },
+      ],
+    });
+    expect(text).toMatch(/eu-west\s+up \(switching\)\s+linked, served by us-east/);
+    const lines = text.slice(text.indexOf('nodes of eu-west')).split('\n');
+    expect(lines[1]).toMatch(/^SHARD\s+NODE\s+ROLE/);
+    expect(lines.slice(2, 6).map((l) => l.split(/\s+/).slice(0, 3).join(' '))).toEqual([
+      's1 e-s1-1 primary',
+      's1 e-s1-2 replica',
+      's2 e-s2-1 primary',
+      's2 e-s2-2 replica',
+    ]);
+    expect(lines[3]).toContain('down: connect ECONNREFUSED');
+    expect(lines[5]).toMatch(/2\.0K\s+100$/);
+  });
 });

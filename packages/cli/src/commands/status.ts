@@ -23,7 +23,39 @@ export function renderStatus(report: StatusReport): string {
       'AGREE',
     ],
     rows,
-  )}${renderReplication(report)}${renderSchedules(report)}`;
+  )}${renderNodes(report)}${renderReplication(report)}${renderSchedules(report)}`;
+}
+
+/**
+ * The answering region's nodes shard by shard: what an operator needs to pick switchover targets
+ * (a healthy replica of each shard) and to see replica lag.
+ */
+function renderNodes(report: StatusReport): string {
+  const self = report.regions.find((r) => r.name === report.answeredBy);
+  if (self === undefined || self.nodes.length === 0) return '';
+  const rows = [...self.nodes]
+    .sort((a, b) =>
+      (a.shard ?? 'main') === (b.shard ?? 'main')
+        ? Number(a.role === 'replica') - Number(b.role === 'replica')
+        : (a.shard ?? 'main') < (b.shard ?? 'main')
+          ? -1
+          : 1,
+    )
+    .map((n) => [
+      n.shard ?? 'main',
+      n.id,
+      n.role,
+      n.up ? 'up' : `down: ${n.error ?? 'no answer'}`,
+      `${n.host}:${n.port}`,
+      n.role === 'replica'
+        ? `${n.lagBytes === undefined ? '-' : formatBytes(n.lagBytes)}${n.primary?.linkUp === false ? ' (link down)' : ''}`
+        : '',
+      n.role === 'replica' && n.replicaPriority !== undefined ? String(n.replicaPriority) : '',
+    ]);
+  return `\n\nnodes of ${self.name}\n${renderTable(
+    ['SHARD', 'NODE', 'ROLE', 'STATE', 'ADDRESS', 'LAG', 'PRIORITY'],
+    rows,
+  )}`;
 }
 
 /** An hour: a backlog forecast to fill the stream sooner than this is a warning. */
