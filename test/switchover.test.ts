@@ -235,8 +235,8 @@ describe('switchover and failover', () => {
   });
 
   it('switchover - a maintenance-window switchover waits for the window, survives a restart, and can be cancelled', async () => {
-    // Open a window 20 s from now (UTC wall clock), one minute long.
-    const opensAt = Math.ceil((Date.now() + 20_000) / 1000) * 1000;
+    // Open a window 30 s from now (UTC wall clock), one minute long: time for two restarts first.
+    const opensAt = Math.ceil((Date.now() + 30_000) / 1000) * 1000;
     const start = new Date(opensAt).toISOString().slice(11, 19);
     const region = plan.regions.find((r) => r.name === EU)!;
     const config = JSON.parse(readFileSync(region.agent.configFile, 'utf8')) as Record<
