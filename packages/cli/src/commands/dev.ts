@@ -100,10 +100,11 @@ function printCluster(cluster: DevCluster, json: boolean): void {
     r.nats,
     r.nodes.map((n) => `${n.id}=${n.host}:${n.port}${n.role === 'primary' ? '*' : ''}`).join(' '),
     r.agent.http,
+    r.sentinel == null ? '-' : `${r.sentinel.host}:${r.sentinel.port}`,
   ]);
   process.stdout.write(
     `group ${cluster.group} is up (${cluster.regions.length} regions; * = primary)\n` +
-      `${renderTable(['REGION', 'NATS', 'REDIS NODES', 'AGENT HTTP'], rows)}\n` +
+      `${renderTable(['REGION', 'NATS', 'REDIS NODES', 'AGENT HTTP', 'SENTINEL'], rows)}\n` +
       `state: ${clusterFile(cluster.dir)}\nnext: georep status    stop: georep dev stop${cluster.dir === resolve(DEFAULT_DEV_DIR) ? '' : ` --dir ${cluster.dir}`}\n`,
   );
 }
