@@ -125,6 +125,19 @@ export class GroupDocument {
     return [...A.getHeads(this.#doc)].sort();
   }
 
+  /** The changes made after `heads` (a chunk that {@link applySaved} can load), for appending. */
+  saveSince(heads: string[]): Uint8Array {
+    return A.saveSince(this.#doc, heads);
+  }
+
+  /**
+   * Loads saved changes (chunks of {@link saveSince}) into the document, at start. Throws when
+   * the bytes are not Automerge changes.
+   */
+  applySaved(bytes: Uint8Array): void {
+    this.#doc = A.loadIncremental(this.#doc, bytes);
+  }
+
   /** The whole document, compacted, for saving. */
   save(): Uint8Array {
     return A.save(this.#doc);

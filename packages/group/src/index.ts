@@ -16,7 +16,13 @@ export {
   newOperationId,
   IdempotencyConflictError,
 } from './ledger.js';
-export { openDocument, writeFileAtomic, DocumentSaver, DOCUMENT_FILE } from './document-store.js';
+export {
+  openDocument,
+  writeFileAtomic,
+  DocumentSaver,
+  DOCUMENT_FILE,
+  CHANGES_FILE,
+} from './document-store.js';
 export type { OpenedDocument } from './document-store.js';
 export { DocumentSync } from './document-sync.js';
 export type { SyncSend, DocumentSyncOptions } from './document-sync.js';

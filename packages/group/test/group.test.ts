@@ -1,9 +1,10 @@
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as A from '@automerge/automerge';
 import { describe, expect, it } from 'vitest';
 import { ConflictError, UsageError, silentLogger } from '@georep/core';
 import {
+  CHANGES_FILE,
   DOCUMENT_FILE,
   DocumentSaver,
   DocumentSync,
@@ -104,6 +105,86 @@ describe('document store', () => {
     expect(opened.quarantined).not.toBeNull();
     expect(existsSync(opened.quarantined!)).toBe(true);
     expect(opened.document.heads()).toEqual(GroupDocument.create('orders', founders).heads());
+  });
+
+  it('store - changes are appended to a change log; reopening loads document and log', () => {
+    const dir = tempDir('append');
+    const opened = openDocument(dir, 'orders', founders, silentLogger);
+    const saver = new DocumentSaver(opened.document, dir);
+    saver.flush(); // the first save writes the document whole
+    const wholeSize = statSync(join(dir, DOCUMENT_FILE)).size;
+    for (let i = 0; i < 5; i++) {
+      opened.document.record({
+        at: i,
+        region: 'eu-west',
+        kind: 'test',
+        message: `event ${i}`,
+        operationId: null,
+      });
+      saver.flush();
+    }
+    // The whole file was not rewritten: the five changes went to the log.
+    expect(statSync(join(dir, DOCUMENT_FILE)).size).toBe(wholeSize);
+    expect(statSync(join(dir, CHANGES_FILE)).size).toBeGreaterThan(0);
+    const reopened = openDocument(dir, 'orders', founders, silentLogger);
+    expect(reopened.document.heads()).toEqual(opened.document.heads());
+    expect(reopened.document.history().map((e) => e.message)).toContain('event 4');
+    // A new saver folds the log into the document.
+    new DocumentSaver(reopened.document, dir).close();
+    expect(readdirSync(dir)).toEqual([DOCUMENT_FILE]);
+  });
+
+  it('store - a torn change log (a crash while appending) loads up to the torn chunk', () => {
+    const dir = tempDir('torn');
+    const opened = openDocument(dir, 'orders', founders, silentLogger);
+    const saver = new DocumentSaver(opened.document, dir);
+    saver.flush();
+    opened.document.record({
+      at: 1,
+      region: 'eu-west',
+      kind: 'test',
+      message: 'kept',
+      operationId: null,
+    });
+    saver.flush();
+    const complete = opened.document.heads();
+    opened.document.setLinkState('ap-south', 'unlinked', { region: 'eu-west', operationId: null });
+    saver.flush();
+    const log = join(dir, CHANGES_FILE);
+    const size = statSync(log).size;
+    writeFileSync(log, readFileSync(log).subarray(0, size - 10));
+    const reopened = openDocument(dir, 'orders', founders, silentLogger);
+    expect(reopened.document.heads()).toEqual(complete);
+    expect(reopened.document.region('ap-south')?.linkState).toBe('linked');
+    new DocumentSaver(reopened.document, dir).close();
+    expect(readdirSync(dir)).toEqual([DOCUMENT_FILE]);
+  });
+
+  it('store - the log is folded into the document once it passes its size limit', () => {
+    const dir = tempDir('compact');
+    const opened = openDocument(dir, 'orders', founders, silentLogger);
+    const saver = new DocumentSaver(opened.document, dir, { compactBytes: 1 });
+    saver.flush();
+    opened.document.record({
+      at: 1,
+      region: 'eu-west',
+      kind: 'test',
+      message: 'one',
+      operationId: null,
+    });
+    saver.flush();
+    expect(existsSync(join(dir, CHANGES_FILE))).toBe(true);
+    opened.document.record({
+      at: 2,
+      region: 'eu-west',
+      kind: 'test',
+      message: 'two',
+      operationId: null,
+    });
+    saver.flush();
+    expect(existsSync(join(dir, CHANGES_FILE))).toBe(false);
+    const reopened = openDocument(dir, 'orders', founders, silentLogger);
+    expect(reopened.document.heads()).toEqual(opened.document.heads());
   });
 
   it('store - a document of another group is refused, not overwritten', () => {
