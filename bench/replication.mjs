@@ -14,6 +14,7 @@
 // phase then runs on a fresh group so that its figures are its own (the old group's logs stay).
 // Usage: npm run bench:replication [-- --seconds 10 --rates 1000,10000 --blast 200000
 //        --mem-keys 100000 --hashes 10000 --drain-seconds 15]
+// BENCH_AGENT_NODE_ARGS passes node options to the agents (e.g. "--cpu-prof --cpu-prof-dir=DIR").
 // Loopback only; every loop is bounded. Build first: npx turbo run build (or npm run setup).
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -53,6 +54,8 @@ const SLICE_MS = 10;
 const CHUNK = 1000;
 const IN_FLIGHT = 8;
 const BENCHMARK_RUNS = 3;
+/** Node options for the agents, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile them. */
+const AGENT_NODE_ARGS = (process.env.BENCH_AGENT_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const BIN = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
 const GROUP = 'benchrep';
 const [A, B, C] = ['eu-west', 'us-east', 'ap-south'];
@@ -140,7 +143,10 @@ async function startBenchGroup() {
   console.log(`starting group ${groups}: ${REGIONS.join(', ')} (1 primary each, agents) ...`);
   console.log(`  agent logs: ${plan.dir}/<region>/agent/agent.log`);
   const group = await startGroup(plan, {
-    agentCommand: (f) => ({ command: process.execPath, args: [BIN, 'agent', '--config', f] }),
+    agentCommand: (f) => ({
+      command: process.execPath,
+      args: [...AGENT_NODE_ARGS, BIN, 'agent', '--config', f],
+    }),
     readyTimeoutMs: 30_000,
   });
   const clients = [];

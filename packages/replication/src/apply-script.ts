@@ -30,41 +30,71 @@ export const APPLY_SCRIPT: string =
 local origin, seq = ARGV[1], ARGV[2]
 
 -- First write of the transaction: capture skips transactions that start with it.
-redis.call('SELECT', 0)
+select_db(0)
 redis.call('SET', APPLY_KEY, origin .. ':' .. seq)
+
+-- Shared by the operations that have nothing of a kind (no table built per operation).
+local NONE = {}
 
 local function apply_value(db, key, T, dump, pttl, ob)
   local mk = META .. key
-  local fields = hgetall(mk)
+  local flat = redis.call('HGETALL', mk)
+  -- plain: only the one-letter fields t, e, d and x (every other field has a two-byte prefix),
+  -- the common case of a string key. Then there are no elements to save or remove and no counter
+  -- contributions: the work below that reads them is skipped.
+  local fields, plain = {}, true
+  for i = 1, #flat, 2 do
+    local f = flat[i]
+    fields[f] = flat[i + 1]
+    if #f > 1 then plain = false end
+  end
   local t = fields['t'] or flush_tag(db)
   if not lt(t, T) then return false end
-  local ktype = redis.call('TYPE', key).ok
 
   -- Elements added after T (concurrently with this write) survive it: read them first, from the
   -- key or from p: (elements waiting for the key to have their type). Drop the element tags T
   -- replaces, and the removes that observed only what T replaces.
-  local saved, removed, obsolete = {}, {}, {}
-  for f, v in pairs(fields) do
-    local p = string.sub(f, 1, 2)
-    if p == 'f:' then
-      local m = string.sub(f, 3)
-      if lt(T, v) then
-        local pending = fields['p:' .. m]
-        if pending then
-          saved[#saved + 1] = { m, string.sub(pending, 2), TYPE_OF[string.sub(pending, 1, 1)] }
-        elseif is_collection(ktype) then
-          local val = member_value(key, ktype, m)
-          if val then saved[#saved + 1] = { m, val, ktype } end
+  -- Increments the write did not observe are added to it: sigma = sum over regions of
+  -- (contribution known here - contribution the write observed).
+  local saved, removed = NONE, NONE
+  local obs = {}
+  for k = 1, #ob, 2 do obs[ob[k]] = ob[k + 1] end
+  local sigma, last_counter = '0', ''
+  if not plain then
+    local obsolete, ktype = {}, nil
+    saved, removed = {}, {}
+    for f, v in pairs(fields) do
+      local p = string.sub(f, 1, 2)
+      if p == 'f:' then
+        local m = string.sub(f, 3)
+        if lt(T, v) then
+          local pending = fields['p:' .. m]
+          if pending then
+            saved[#saved + 1] = { m, string.sub(pending, 2), TYPE_OF[string.sub(pending, 1, 1)] }
+          else
+            if ktype == nil then ktype = redis.call('TYPE', key).ok end
+            if is_collection(ktype) then
+              local val = member_value(key, ktype, m)
+              if val then saved[#saved + 1] = { m, val, ktype } end
+            end
+          end
+        else
+          obsolete[#obsolete + 1] = f
+          if fields['p:' .. m] then obsolete[#obsolete + 1] = 'p:' .. m end
         end
-      else
-        obsolete[#obsolete + 1] = f
-        if fields['p:' .. m] then obsolete[#obsolete + 1] = 'p:' .. m end
+      elseif p == 'r:' then
+        if lt(v, T) then obsolete[#obsolete + 1] = f else removed[#removed + 1] = string.sub(f, 3) end
+      elseif p == 'c:' then
+        local r = string.sub(f, 3)
+        sigma = num_add(sigma, num_sub(v, obs[r] or '0'))
+        obs[r] = nil
+      elseif p == 'C:' and lt(last_counter, v) then
+        last_counter = v
       end
-    elseif p == 'r:' then
-      if lt(v, T) then obsolete[#obsolete + 1] = f else removed[#removed + 1] = string.sub(f, 3) end
     end
+    hdel_all(mk, obsolete)
   end
-  hdel_all(mk, obsolete)
+  for _, v in pairs(obs) do sigma = num_sub(sigma, v) end
 
   if dump ~= '' then
     -- A DUMP from a newer Redis (RDB version) fails here: stop the batch with a clear error.
@@ -74,63 +104,87 @@ local function apply_value(db, key, T, dump, pttl, ob)
     redis.call('DEL', key)
   end
 
-  -- Increments the write did not observe are added to it: sigma = sum over regions of
-  -- (contribution known here - contribution the write observed).
-  local obs = {}
-  for k = 1, #ob, 2 do obs[ob[k]] = ob[k + 1] end
-  local sigma, last_counter = '0', ''
-  for f, v in pairs(fields) do
-    local p = string.sub(f, 1, 2)
-    if p == 'c:' then
-      local r = string.sub(f, 3)
-      sigma = num_add(sigma, num_sub(v, obs[r] or '0'))
-      obs[r] = nil
-    elseif p == 'C:' and lt(last_counter, v) then
-      last_counter = v
-    end
-  end
-  for _, v in pairs(obs) do sigma = num_sub(sigma, v) end
+  -- touched: the key was written after the RESTORE or DEL (it may not have the expiry the
+  -- RESTORE gave it, or exist again without one).
+  local touched = false
   if dump ~= '' then
-    if not is_zero(sigma) and redis.call('TYPE', key).ok == 'string' then incr_by(key, sigma) end
+    if not is_zero(sigma) and redis.call('TYPE', key).ok == 'string' then
+      incr_by(key, sigma)
+      touched = true
+    end
   elseif not is_zero(sigma) or lt(T, last_counter) then
     -- After a delete the counter exists again if increments it did not observe add up to
     -- something, or if one came after it: exactly when INCRBY recreated it elsewhere.
     incr_by(key, sigma)
+    touched = true
   end
 
-  local ntype = redis.call('TYPE', key).ok
-  if is_collection(ntype) then
-    local keep = {}
-    for _, s in ipairs(saved) do keep[s[1]] = true end
-    -- Removes that observed this write (r:m >= T) apply to the members it restored.
-    for _, m in ipairs(removed) do
-      if not keep[m] then remove_member(key, ntype, m) end
+  if #saved > 0 or #removed > 0 then
+    local ntype = redis.call('TYPE', key).ok
+    if is_collection(ntype) then
+      local keep = {}
+      for _, s in ipairs(saved) do keep[s[1]] = true end
+      -- Removes that observed this write (r:m >= T) apply to the members it restored.
+      for _, m in ipairs(removed) do
+        if not keep[m] then remove_member(key, ntype, m) end
+      end
     end
-  end
-  -- The saved elements go back into the key when it has their type (or is gone); otherwise they
-  -- wait in p: for a later write that gives it their type.
-  for _, s in ipairs(saved) do
-    if ntype == 'none' or ntype == s[3] then
-      write_member(key, s[3], s[1], s[2])
-      ntype = s[3]
-      redis.call('HDEL', mk, 'p:' .. s[1])
-    else
-      redis.call('HSET', mk, 'p:' .. s[1], CHAR_OF[s[3]] .. s[2])
+    -- The saved elements go back into the key when it has their type (or is gone); otherwise
+    -- they wait in p: for a later write that gives it their type.
+    for _, s in ipairs(saved) do
+      if ntype == 'none' or ntype == s[3] then
+        write_member(key, s[3], s[1], s[2])
+        ntype = s[3]
+        touched = true
+        redis.call('HDEL', mk, 'p:' .. s[1])
+      else
+        redis.call('HSET', mk, 'p:' .. s[1], CHAR_OF[s[3]] .. s[2])
+      end
     end
   end
 
-  local heads, dead = parse_heads(fields['e']), fields['d'] or ''
+  local dead = fields['d'] or ''
+  local heads = NONE
+  local old_e = fields['e']
+  if old_e then
+    -- A single head older than T (the common case: the last write's own) is dead once t is T:
+    -- there is nothing to parse.
+    local eq = string.find(old_e, '=', 1, true)
+    local single = eq and not string.find(old_e, ' ', eq, true)
+    if not (single and lt(string.sub(old_e, 1, eq - 1), T)) then heads = parse_heads(old_e) end
+  end
   if dump ~= '' then
     local q = region_of(T)
     local h = heads[q]
-    if lt(dead, T) and (h == nil or lt(h[1], T)) then heads[q] = { T, pttl } end
-    redis.call('HSET', mk, 't', T)
-    redis.call('HDEL', mk, 'x')
-  else
-    redis.call('HSET', mk, 't', T, 'x', '1')
+    if lt(dead, T) and (h == nil or lt(h[1], T)) then
+      if heads == NONE then heads = {} end
+      heads[q] = { T, pttl }
+    end
   end
-  store_heads(mk, heads, dead, T)
-  set_expiry(key, effective_at(heads, dead, T))
+  -- The metadata in one HSET and at most one HDEL of fields that are there.
+  local e, d = heads_fields(heads, dead, T)
+  local set, del = { 't', T }, {}
+  if dump == '' then
+    set[3], set[4] = 'x', '1'
+  elseif fields['x'] then
+    del[#del + 1] = 'x'
+  end
+  if e then
+    set[#set + 1], set[#set + 2] = 'e', e
+  elseif fields['e'] then
+    del[#del + 1] = 'e'
+  end
+  if d then
+    set[#set + 1], set[#set + 2] = 'd', d
+  elseif fields['d'] then
+    del[#del + 1] = 'd'
+  end
+  redis.call('HSET', mk, unpack(set))
+  if #del > 0 then redis.call('HDEL', mk, unpack(del)) end
+  -- RESTORE … ABSTTL gave the key the expiry pttl, and a DEL left none: only a key written since,
+  -- or one whose live expiry changes say otherwise, needs its expiry set.
+  local at = effective_at(heads, dead, T)
+  if touched or (dump ~= '' and at ~= tonumber(pttl)) then set_expiry(key, at) end
   return true
 end
 
@@ -241,9 +295,10 @@ end
 
 local function apply_flush(db, T)
   if db >= 0 then
-    redis.call('SELECT', db)
+    select_db(db)
     return flush_db(db, T)
   end
+  current_db = nil
   local any, d = false, 0
   while not is_err(redis.pcall('SELECT', d)) do
     if flush_db(d, T) then any = true end
@@ -263,11 +318,14 @@ while args_left() do
   else
     local db = tonumber(arg())
     local key, T = arg(), arg()
-    redis.call('SELECT', db)
+    select_db(db)
     if kind == 'v' then
-      local dump, pttl = arg(), arg()
-      local ob = {}
-      for j = 1, 2 * tonumber(arg()) do ob[j] = arg() end
+      local dump, pttl, n = arg(), arg(), tonumber(arg())
+      local ob = NONE
+      if n > 0 then
+        ob = {}
+        for j = 1, 2 * n do ob[j] = arg() end
+      end
       done = apply_value(db, key, T, dump, pttl, ob)
     elseif kind == 'c' then
       done = apply_counter(db, key, T, arg())

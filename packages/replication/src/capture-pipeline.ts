@@ -35,12 +35,22 @@ import { isGeorepKey, Translator, type TranslateWarning } from './translate.js';
  */
 export class GatedPositionStore implements PositionStore {
   readonly #inner: PositionStore;
+  readonly #persistIntervalMs: number;
   #candidates: Position[] = [];
   /** Bumped by a full resync: commits of batches from before it are ignored. */
   #history = 0;
+  /** Committed but not yet handed to the inner store (see {@link commit}). */
+  #unsaved: Position | undefined;
+  #persistedAt = 0;
+  #timer: NodeJS.Timeout | undefined;
 
-  constructor(inner: PositionStore) {
+  /**
+   * @param persistIntervalMs commits reach `inner` at most this often (default 100 ms, as capture
+   *   saves its own position); a later commit replaces a waiting one.
+   */
+  constructor(inner: PositionStore, persistIntervalMs = 100) {
     this.#inner = inner;
+    this.#persistIntervalMs = persistIntervalMs;
   }
 
   load(): Position | null {
@@ -62,6 +72,7 @@ export class GatedPositionStore implements PositionStore {
    * and any commit of an older batch no longer compare with what comes.
    */
   newHistory(): void {
+    this.flush();
     this.#history++;
     this.#candidates = [];
   }
@@ -80,7 +91,38 @@ export class GatedPositionStore implements PositionStore {
     }
     if (chosen === undefined) return;
     this.#candidates = this.#candidates.slice(keep);
-    this.#inner.save(chosen);
+    // A receiving region's capture commits after every apply it reads, hundreds of times a second
+    // under load; a file write each time would cost more than the capture. A position that lags a
+    // little is safe: a restart replays from it and skips what the outbox covers.
+    this.#unsaved = chosen;
+    const due = this.#persistedAt + this.#persistIntervalMs - Date.now();
+    if (due <= 0) this.flush();
+    else this.#timer ??= setTimeout(() => this.#flushQuietly(), due).unref();
+  }
+
+  /** Hands the last commit to the inner store now (at stop, and before a new history). */
+  flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const position = this.#unsaved;
+    if (position === undefined) return;
+    this.#unsaved = undefined;
+    this.#persistedAt = Date.now();
+    try {
+      this.#inner.save(position);
+    } catch (err) {
+      this.#unsaved ??= position;
+      throw err;
+    }
+  }
+
+  /** {@link flush} from a timer: a failed save waits for the next commit or the stop. */
+  #flushQuietly(): void {
+    try {
+      this.flush();
+    } catch {
+      this.#timer = undefined;
+    }
   }
 }
 
@@ -235,6 +277,11 @@ export class CapturePipeline {
     await this.#capture?.stop();
     await this.#run?.catch(() => undefined);
     await this.#flushing?.catch(() => undefined);
+    try {
+      this.#gate.flush();
+    } catch (err) {
+      this.#log.error({ err: (err as Error).message }, 'saving the capture position failed');
+    }
     this.#client?.disconnect();
   }
 
@@ -264,11 +311,21 @@ export class CapturePipeline {
           this.#o.onWarning?.(t.warning);
         }
         const skip = ev.offset <= this.#skipUntil;
-        this.#pending.push({
-          history: this.#gate.history,
-          instructions: skip ? [] : t.instructions,
-          offset: ev.offset,
-        });
+        const instructions = skip ? [] : t.instructions;
+        const last = this.#pending[this.#pending.length - 1];
+        // Commands without instructions (above all the effects of this region's own applies,
+        // which capture reads too) only move the offset: one entry holds a run of them.
+        if (
+          instructions.length === 0 &&
+          last !== undefined &&
+          last.instructions.length === 0 &&
+          last.history === this.#gate.history &&
+          last.offset >= 0
+        ) {
+          last.offset = ev.offset;
+          return;
+        }
+        this.#pending.push({ history: this.#gate.history, instructions, offset: ev.offset });
         return;
       }
       case 'snapshot-start':
@@ -345,15 +402,18 @@ export class CapturePipeline {
    */
   async #flushAll(): Promise<void> {
     while (this.#pending.length > 0 && !this.#stopped) {
-      const take: Entry[] = [];
+      // One splice, not a shift per entry: thousands of entries wait under load.
+      const pending = this.#pending;
+      let n = 0;
       let count = 0;
-      while (this.#pending.length > 0) {
-        const next = this.#pending[0]!;
-        if (take.length > 0 && count + next.instructions.length > this.#maxOps()) break;
-        if (take.length > 0 && next.history !== take[0]!.history) break;
-        take.push(this.#pending.shift()!);
+      while (n < pending.length) {
+        const next = pending[n]!;
+        if (n > 0 && count + next.instructions.length > this.#maxOps()) break;
+        if (n > 0 && next.history !== pending[0]!.history) break;
         count += next.instructions.length;
+        n++;
       }
+      const take = pending.splice(0, n);
       const instructions = take.flatMap((e) => e.instructions);
       const last = take.reduce((m, e) => Math.max(m, e.offset), -1);
       const history = take[0]!.history;

@@ -62,7 +62,15 @@ function range(from: number, end = -1, step = 1): Spec {
 
 /** One key at `argv[at]`, and more at the other positions given. */
 function at(...positions: number[]): Spec {
-  return (argv) => ({ keys: positions.flatMap((p) => (argv[p] === undefined ? [] : [argv[p]])) });
+  // A plain loop: SET and most other writes go through here, once per captured command.
+  return (argv) => {
+    const keys: Buffer[] = [];
+    for (const p of positions) {
+      const key = argv[p];
+      if (key !== undefined) keys.push(key);
+    }
+    return { keys };
+  };
 }
 
 /** `numkeys key...` with the count at `argv[countAt]` (EVAL, LMPOP, ZUNIONSTORE sources...). */

@@ -105,6 +105,16 @@ local function outbox_key(seq)
 end
 local APPLY_KEY = '__georep:apply'
 
+-- The db this run has SELECTed: operations of one db in a row SELECT once. Whatever SELECTs
+-- directly (flushes) sets it too.
+local current_db = nil
+local function select_db(db)
+  if db ~= current_db then
+    redis.call('SELECT', db)
+    current_db = db
+  end
+end
+
 -- ARGV is read in order: a fixed header, then the operations in flat form until the end.
 local argi = 1
 local function arg()
@@ -309,15 +319,29 @@ local function is_live(h, t, dead)
   return not lt(h[1], t) and lt(dead, h[1])
 end
 
--- Writes e and d, keeping only live heads and a d that can still matter (newer than t).
-local function store_heads(mk, heads, dead, t)
+-- The values of e and d (nil: no field), keeping only live heads and a d that can still matter
+-- (newer than t).
+local function heads_fields(heads, dead, t)
   local hs = {}
   for _, h in pairs(heads) do
     if is_live(h, t, dead) then hs[#hs + 1] = h[1] .. '=' .. h[2] end
   end
-  table.sort(hs, lt)
-  if #hs > 0 then redis.call('HSET', mk, 'e', table.concat(hs, ' ')) else redis.call('HDEL', mk, 'e') end
-  if lt(t, dead) then redis.call('HSET', mk, 'd', dead) else redis.call('HDEL', mk, 'd') end
+  local e, d = nil, nil
+  if #hs == 1 then
+    e = hs[1]
+  elseif #hs > 1 then
+    table.sort(hs, lt)
+    e = table.concat(hs, ' ')
+  end
+  if lt(t, dead) then d = dead end
+  return e, d
+end
+
+-- Writes e and d (see heads_fields).
+local function store_heads(mk, heads, dead, t)
+  local e, d = heads_fields(heads, dead, t)
+  if e then redis.call('HSET', mk, 'e', e) else redis.call('HDEL', mk, 'e') end
+  if d then redis.call('HSET', mk, 'd', d) else redis.call('HDEL', mk, 'd') end
 end
 
 local function effective_at(heads, dead, t)
@@ -354,7 +378,9 @@ end
 type Item = Buffer;
 type Arg = string | Buffer;
 
-const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+/** A Buffer view of `b` (decoded batches and captured commands hold Buffers already). */
+const asBuffer = (b: Uint8Array): Buffer =>
+  Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
 /** One operation as script arguments (the flat form above). */
 export function opToArgs(op: Op): Arg[] {
@@ -424,8 +450,10 @@ export function opsFromItems(items: Item[], from: number, what: () => GeorepErro
     if (!Number.isSafeInteger(n)) throw what();
     return n;
   };
-  // Copies, so that an op does not keep the whole reply alive and is a plain Uint8Array.
-  const bytes = () => new Uint8Array(next());
+  // Plain Uint8Array views of the reply, not copies: an op lives until its batch is published,
+  // and a copy per key and value was the largest source of garbage in the capturing agent.
+  const view = (b: Item): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.length);
+  const bytes = (): Uint8Array => view(next());
   const ops: Op[] = [];
   while (i < items.length) {
     const kind = text();
@@ -450,7 +478,7 @@ export function opsFromItems(items: Item[], from: number, what: () => GeorepErro
           db,
           key,
           tag,
-          dump: dump.length === 0 ? null : new Uint8Array(dump),
+          dump: dump.length === 0 ? null : view(dump),
           pttl,
           ob,
         });

@@ -40,7 +40,7 @@ local origin, seq, offset = ARGV[1], ARGV[2], ARGV[3]
 -- The same batch again (the reply of the first run was lost to a timeout or a dropped
 -- connection): return what was recorded then, so that nothing, counters above all, is recorded
 -- twice.
-redis.call('SELECT', 0)
+select_db(0)
 local recorded = redis.call('GET', outbox_key(seq))
 if recorded then
   local nl1 = string.find(recorded, '\n', 1, true)
@@ -82,15 +82,25 @@ local function record_expiry(db, key, tag, at, mk, t, e, d)
   emit('e'); emit(fmt_int(db)); emit(key); emit(tag); emit(at); emit(prev)
 end
 
+-- Keys whose c: fields a counter instruction of this batch changed, per db.
+local counted = {}
+
 local function record_value(db, key, tag)
   local mk = META .. key
-  local fields = hgetall(mk)
+  local flat = redis.call('HGETALL', mk)
   local dump = redis.call('DUMP', key)
-  -- A whole-value write replaces every element and every expiry change before it.
-  local drop = { 'e', 'd', 'x' }
-  for f in pairs(fields) do
+  -- A whole-value write replaces every element and every expiry change before it. The HSET
+  -- below overwrites e (a value) or x (a delete), so only the other one is deleted.
+  local drop, has_counter = {}, false
+  for i = 1, #flat, 2 do
+    local f = flat[i]
     local p = string.sub(f, 1, 2)
-    if p == 'f:' or p == 'r:' or p == 'p:' then drop[#drop + 1] = f end
+    if p == 'f:' or p == 'r:' or p == 'p:' or p == 'd' or (p == 'e' and not dump)
+      or (p == 'x' and dump) then
+      drop[#drop + 1] = f
+    elseif p == 'c:' then
+      has_counter = true
+    end
   end
   hdel_all(mk, drop)
   local pttl = '0'
@@ -104,24 +114,30 @@ local function record_value(db, key, tag)
   end
   emit('v'); emit(fmt_int(db)); emit(key); emit(tag); emit(dump); emit(pttl)
   out[#out + 1] = ''
-  observed[#observed + 1] = { #out, db, key }
+  observed[#observed + 1] = { #out, db, key, has_counter }
 end
 
--- Fills in ob (n, then region and contribution n times) of the value operations.
+-- Fills in ob (n, then region and contribution n times) of the value operations. A key without
+-- c: fields when its value was recorded, and no counter instruction since, observed none.
 local function fill_observed()
   for _, o in ipairs(observed) do
-    redis.call('SELECT', o[2])
-    local ob = {}
-    for f, v in pairs(hgetall(META .. o[3])) do
-      if string.sub(f, 1, 2) == 'c:' then ob[#ob + 1] = { string.sub(f, 3), v } end
+    local db, key = o[2], o[3]
+    if o[4] or (counted[db] and counted[db][key]) then
+      select_db(db)
+      local ob = {}
+      for f, v in pairs(hgetall(META .. key)) do
+        if string.sub(f, 1, 2) == 'c:' then ob[#ob + 1] = { string.sub(f, 3), v } end
+      end
+      table.sort(ob, function(a, b) return lt(a[1], b[1]) end)
+      local s = { ns(tostring(#ob)) }
+      for _, c in ipairs(ob) do
+        s[#s + 1] = ns(c[1])
+        s[#s + 1] = ns(c[2])
+      end
+      out[o[1]] = table.concat(s)
+    else
+      out[o[1]] = '1:0'
     end
-    table.sort(ob, function(a, b) return lt(a[1], b[1]) end)
-    local s = { ns(tostring(#ob)) }
-    for _, c in ipairs(ob) do
-      s[#s + 1] = ns(c[1])
-      s[#s + 1] = ns(c[2])
-    end
-    out[o[1]] = table.concat(s)
   end
 end
 
@@ -142,6 +158,8 @@ end
 
 local function record_counter(db, key, tag, delta)
   local mk = META .. key
+  if not counted[db] then counted[db] = {} end
+  counted[db][key] = true
   local cf = 'c:' .. origin
   local r = nil
   if is_int(delta) then r = redis.pcall('HINCRBY', mk, cf, delta) end
@@ -199,10 +217,11 @@ end
 
 local function record_flush(db, tag)
   if db >= 0 then
-    redis.call('SELECT', db)
+    select_db(db)
     redis.call('SET', FLUSH_KEY, tag)
     flush_tags[db] = tag
   else
+    current_db = nil
     local d = 0
     while not is_err(redis.pcall('SELECT', d)) do
       redis.call('SET', FLUSH_KEY, tag)
@@ -222,7 +241,7 @@ while args_left() do
   else
     local db = tonumber(arg())
     local key, tag = arg(), arg()
-    redis.call('SELECT', db)
+    select_db(db)
     if kind == 'v' then
       record_value(db, key, tag)
     elseif kind == 'c' then
@@ -243,7 +262,7 @@ end
 
 fill_observed()
 local payload = table.concat(out)
-redis.call('SELECT', 0)
+select_db(0)
 -- Two slots, by the parity of seq: batch seq+1 may be recorded while batch seq is being
 -- published, and batch seq+2 only after seq was published.
 redis.call('SET', outbox_key(seq), seq .. '\n' .. offset .. '\n' .. payload)
@@ -272,7 +291,9 @@ export interface OutboxEntry {
   batch: OpBatch;
 }
 
-const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+/** A Buffer view of `b` (decoded batches and captured commands hold Buffers already). */
+const asBuffer = (b: Uint8Array): Buffer =>
+  Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
 /** What INCRBY / INCRBYFLOAT accept as a delta. */
 const DECIMAL = /^-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?$/;

@@ -73,6 +73,9 @@ export class Translator {
 
   /** Translates one command of db `db`. */
   feed(db: number, argv: readonly Buffer[]): Translated {
+    // Inside an apply transaction only its end matters: the receiving region's capture reads
+    // every effect of every apply, so this is the common case there and skips the key lookup.
+    if (this.#skipping && !endsTransaction(argv[0])) return { instructions: [] };
     const writes = commandKeys(argv);
     if (writes.transaction === 'begin') {
       this.#txStart = true;
@@ -188,6 +191,20 @@ export class Translator {
   ): KeyInstruction {
     return { kind: 'elements', db, key, tag: this.#tick(), type, add, rem };
   }
+}
+
+const EXEC = Buffer.from('exec');
+const DISCARD = Buffer.from('discard');
+const MULTI = Buffer.from('multi');
+
+/** True for EXEC, DISCARD and MULTI, in any case: the commands that end a skipped transaction. */
+function endsTransaction(name: Buffer | undefined): boolean {
+  if (name === undefined) return true;
+  const word =
+    name.length === 4 ? EXEC : name.length === 7 ? DISCARD : name.length === 5 ? MULTI : null;
+  if (word === null) return false;
+  for (let i = 0; i < word.length; i++) if ((name[i]! | 0x20) !== word[i]) return false;
+  return true;
 }
 
 /** Arguments from `from`, every `step`, at most `max`. */

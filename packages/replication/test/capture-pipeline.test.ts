@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HybridLogicalClock, encodeHlc, silentLogger } from '@georep/core';
 import {
   CapturePipeline,
+  GatedPositionStore,
   MemoryPositionStore,
   readOutbox,
   recordBatch,
@@ -128,6 +129,34 @@ describe('capture pipeline', () => {
     } finally {
       await second.stop();
     }
+  });
+
+  it('position - commits reach the store at most once per interval, the last one always', async () => {
+    const inner = new MemoryPositionStore();
+    const gate = new GatedPositionStore(inner, 50);
+    const at = (offset: number) => ({ replid: 'r'.repeat(40), offset, db: 0 });
+    for (const offset of [10, 20, 30]) gate.save(at(offset));
+    gate.commit(10);
+    expect(inner.load()?.offset).toBe(10);
+    gate.commit(20);
+    gate.commit(30);
+    // Within the interval: waiting; the newest commit replaces the older one.
+    expect(inner.load()?.offset).toBe(10);
+    expect(inner.saves).toBe(1);
+    await waitFor(
+      () => inner.load()?.offset,
+      (offset) => offset === 30,
+      { timeoutMs: 2000, intervalMs: 10, what: 'the waiting commit saved' },
+    );
+    expect(inner.saves).toBe(2);
+    // flush() saves a waiting commit at once (stop, full resync); a commit past every saved
+    // position moves nothing.
+    gate.save(at(40));
+    gate.commit(40);
+    gate.commit(99);
+    gate.flush();
+    expect(inner.load()?.offset).toBe(40);
+    expect(inner.saves).toBe(3);
   });
 
   it('record - the same batch recorded twice (a lost reply) counts its increments once', async () => {

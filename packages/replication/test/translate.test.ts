@@ -125,6 +125,20 @@ describe('translate', () => {
     expect(readable(feed(t, 0, 'SET', 'k', 'after'))).toEqual([{ kind: 'value', db: 0, key: 'k' }]);
   });
 
+  it('translate - an apply transaction ends at EXEC or DISCARD in any case, not at look-alikes', () => {
+    const t = translator();
+    expect(feed(t, 0, 'multi')).toEqual([]);
+    expect(feed(t, 0, 'set', '__georep:apply', 'eu:8')).toEqual([]);
+    expect(feed(t, 0, 'EXECX', 'k')).toEqual([]);
+    expect(feed(t, 0, 'EXE', 'k')).toEqual([]);
+    expect(feed(t, 0, 'eXeC')).toEqual([]);
+    expect(readable(feed(t, 0, 'SET', 'k', 'local'))).toEqual([{ kind: 'value', db: 0, key: 'k' }]);
+    expect(feed(t, 0, 'MULTI')).toEqual([]);
+    expect(feed(t, 0, 'SET', '__georep:apply', 'eu:9')).toEqual([]);
+    expect(feed(t, 0, 'DiScArD')).toEqual([]);
+    expect(readable(feed(t, 0, 'DEL', 'k'))).toEqual([{ kind: 'value', db: 0, key: 'k' }]);
+  });
+
   it('translate - SWAPDB and unknown commands are reported, not shipped', () => {
     const t = translator();
     expect(t.feed(0, argv('SWAPDB', '0', '1'))).toEqual({
