@@ -247,6 +247,12 @@ export class CapturePipeline {
       }
       this.#seq = Math.max(this.#seq, entry.seq);
     }
+    // New batches continue above every seq this region can have used before, even when the
+    // outbox lost its newest slots: a replica promoted by a failover may not have received them,
+    // and reusing their seqs would reuse their message ids, which JetStream drops as duplicates
+    // for its duplicate window. A seq is a message id and an apply marker, nothing orders by it,
+    // so it may jump: to the clock in µs, which no earlier run can have reached.
+    this.#seq = Math.max(this.#seq, Date.now() * 1000);
     // The newest batch's offset: the older slot may belong to a history before a full resync.
     const newest = entries[entries.length - 1];
     if (newest !== undefined) {

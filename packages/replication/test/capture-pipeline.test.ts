@@ -131,6 +131,38 @@ describe('capture pipeline', () => {
     }
   });
 
+  it('pipeline - after a failover that lost the outbox, new batches get seqs (message ids) never used before', async () => {
+    const store = new MemoryPositionStore();
+    const seqs: number[] = [];
+    const run = async (key: string) => {
+      const pipeline = pipelineWith(store, (b) => {
+        seqs.push(b.seq);
+        return Promise.resolve();
+      });
+      await pipeline.start();
+      try {
+        await client.set(key, '1');
+        await waitFor(
+          () => seqs.length,
+          (n) => n > 0 && seqs.length === new Set(seqs).size,
+          { timeoutMs: 10_000, intervalMs: 50, what: `${key} published` },
+        );
+        await new Promise((r) => setTimeout(r, 100));
+      } finally {
+        await pipeline.stop();
+      }
+    };
+    await run('f:before');
+    const before = Math.max(...seqs);
+    // The promoted replica never received the outbox slots of the last batches.
+    await client.del('__georep:outbox', '__georep:outbox:1');
+    const count = seqs.length;
+    await run('f:after');
+    const after = seqs.slice(count);
+    expect(after.length).toBeGreaterThan(0);
+    for (const seq of after) expect(seq).toBeGreaterThan(before);
+  });
+
   it('position - commits reach the store at most once per interval, the last one always', async () => {
     const inner = new MemoryPositionStore();
     const gate = new GatedPositionStore(inner, 50);
