@@ -306,7 +306,7 @@ describe('switchover and failover', () => {
     const now = await primaries(EU);
     expect(now.s1).toBe('eu-west-s1-1');
     expect(now.s2).toBe('eu-west-s2-2');
-  });
+  }, 120_000);
 
   it('failover - a killed primary is replaced within downAfterMs + 2 s, clients follow, and it returns as a replica', async () => {
     const victimId = (await primaries(EU)).s1!;

@@ -307,6 +307,7 @@ export class ReplicationPlane {
       store: new FilePositionStore(join(this.#dataDir(), 'capture-position.json')),
       spoolDir: this.#dataDir(),
       maxBatchOps: this.#config.replication.maxBatchOps,
+      replicaAckTimeoutMs: this.#config.replication.replicaAckTimeoutMs,
       appliedEverywhere: () => this.#group.document.gcHorizon(),
       publish: async (batch: OpBatch) => {
         await stream.publishBatch(batch, this.#nc?.info?.max_payload ?? DEFAULT_MAX_PAYLOAD);
@@ -462,6 +463,7 @@ export class ReplicationPlane {
               ops: c.ops,
               recordedOffset: c.recordedOffset,
               warnings: c.warnings,
+              unconfirmed: c.unconfirmed,
             },
       links,
       gcHorizon: this.#group.document.gcHorizon() || null,

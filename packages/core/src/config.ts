@@ -222,6 +222,12 @@ export const agentConfigSchema = z
          * agents agree) this long, so that its backlog stops growing in every other region.
          * Null (the default) leaves it to the operator.
          */
+        /**
+         * How long a captured batch may wait for a replica of the primary to have it before it is
+         * sent to the other regions anyway; 0 sends at once. Waiting means a failover never loses
+         * a write that other regions already applied.
+         */
+        replicaAckTimeoutMs: z.number().int().min(0).max(10_000).default(50),
         autoForceUnlinkAfterMs: z
           .number()
           .int()
@@ -249,6 +255,7 @@ export const agentConfigSchema = z
         streamMaxBytes: 1024 * 1024 * 1024,
         watermarkIntervalMs: 30_000,
         autoForceUnlinkAfterMs: null,
+        replicaAckTimeoutMs: 50,
         gcIntervalMs: 60_000,
         gcMinAgeMs: 3_600_000,
       }),

@@ -153,7 +153,14 @@ export interface ReplicationLink {
 export interface ReplicationStatus {
   enabled: boolean;
   state: 'off' | 'starting' | 'running' | 'stopped';
-  capture: { batches: number; ops: number; recordedOffset: number; warnings: number } | null;
+  capture: {
+    batches: number;
+    ops: number;
+    recordedOffset: number;
+    warnings: number;
+    /** Batches sent to other regions before a replica of the primary confirmed them. */
+    unconfirmed?: number;
+  } | null;
   links: ReplicationLink[];
   /**
    * Below this HLC tag every linked region has applied every other's writes (from the

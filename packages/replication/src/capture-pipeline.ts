@@ -13,7 +13,7 @@
  * docs/replication-internals.md): the applier waits on it before it EXECs.
  */
 import { Redis } from 'ioredis';
-import { nodeClientOptions } from '@georep/redis';
+import { nodeClientOptions, parseInfo } from '@georep/redis';
 import {
   encodeHlc,
   makeLogger,
@@ -150,6 +150,11 @@ export interface CapturePipelineOptions {
   appliedEverywhere?: () => string;
   /** Called for each command that cannot be replicated (SWAPDB, unknown commands). */
   onWarning?: (warning: TranslateWarning) => void;
+  /**
+   * How long a recorded batch may wait for a replica of the primary to have it before it is
+   * published anyway (0: do not wait). See {@link CapturePipeline}'s `#confirmOnReplica`.
+   */
+  replicaAckTimeoutMs?: number;
 }
 
 interface Entry {
@@ -172,6 +177,8 @@ export interface CaptureStats {
   lastTag: string;
   /** Failed publish attempts (each is retried until it succeeds). */
   publishFailures: number;
+  /** Batches published without a replica confirming them in time (see replicaAckTimeoutMs). */
+  unconfirmed: number;
 }
 
 /** Capture → translate → record → publish for one region. */
@@ -201,7 +208,11 @@ export class CapturePipeline {
     warnings: 0,
     lastTag: '',
     publishFailures: 0,
+    unconfirmed: 0,
   };
+  /** `connected_slaves` of the primary and when it was read. */
+  #replicas = { count: 0, at: 0 };
+  #unconfirmedLoggedAt = 0;
 
   constructor(options: CapturePipelineOptions) {
     this.#o = options;
@@ -439,6 +450,7 @@ export class CapturePipeline {
           throw err;
         }
         this.#seq = seq;
+        await this.#confirmOnReplica();
         // The previous batch must be stored first: later batches must not overtake it (peers
         // apply in stream order), and the next record reuses its outbox slot. When the agent
         // stops meanwhile, the outbox has both and the next start publishes them.
@@ -462,6 +474,39 @@ export class CapturePipeline {
     if (inflight !== undefined) {
       await inflight;
       if (this.#inflight === inflight) this.#inflight = undefined;
+    }
+  }
+
+  /**
+   * Waits until a replica of the primary has the batch just recorded (and so every write before
+   * it), bounded by `replicaAckTimeoutMs`. Then an automatic failover, which promotes the replica
+   * with the most data, never loses a write that other regions already applied. `WAIT` counts
+   * from the last write of the connection it is sent on, so it goes on the recording connection;
+   * this agent's own capture is a replica too, so one real replica means two. A primary without
+   * replicas, or one that does not answer in time, does not hold the region's writes back.
+   */
+  async #confirmOnReplica(): Promise<void> {
+    const timeoutMs = this.#o.replicaAckTimeoutMs ?? 0;
+    const client = this.#client;
+    if (timeoutMs <= 0 || client === undefined) return;
+    try {
+      if (Date.now() - this.#replicas.at > 1000) {
+        const info = parseInfo(await client.info('replication')).replication ?? {};
+        this.#replicas = { count: Number(info.connected_slaves ?? 0), at: Date.now() };
+      }
+      if (this.#replicas.count < 2) return;
+      const acked = Number(await client.call('WAIT', '2', String(timeoutMs)));
+      if (acked >= 2) return;
+    } catch {
+      // Unconfirmed, like a timeout: replication to other regions goes on.
+    }
+    this.stats.unconfirmed++;
+    if (Date.now() - this.#unconfirmedLoggedAt > 60_000) {
+      this.#unconfirmedLoggedAt = Date.now();
+      this.#log.warn(
+        { timeoutMs, unconfirmed: this.stats.unconfirmed },
+        'no replica confirmed a recorded batch in time; published anyway (a failover now could lose it here while other regions have it)',
+      );
     }
   }
 

@@ -163,6 +163,78 @@ describe('capture pipeline', () => {
     for (const seq of after) expect(seq).toBeGreaterThan(before);
   });
 
+  it('pipeline - a batch is published only once a replica has it, or after the timeout when none answers', async () => {
+    const replica = await startRedis({
+      dir: tempDir('capture-pipeline-replica'),
+      replicaOf: { host: '127.0.0.1', port: server.port },
+    });
+    const onReplica = new Redis(replica.port, '127.0.0.1');
+    const seen: Array<{ key: string; onReplica: string | null; at: number }> = [];
+    const pipeline = new CapturePipeline({
+      region: 'eu',
+      node: { host: '127.0.0.1', port: server.port },
+      config: { commandTimeoutMs: 1000 },
+      clock: new HybridLogicalClock('eu'),
+      store: new MemoryPositionStore(),
+      logger: silentLogger,
+      replicaAckTimeoutMs: 1500,
+      publish: async (batch) => {
+        for (const key of keysOf([batch]).filter((k) => k.startsWith('w:'))) {
+          const at = Date.now();
+          // The stopped replica of the second step cannot be asked.
+          const value = key === 'w:healthy' ? await onReplica.get(key) : null;
+          seen.push({ key, onReplica: value, at });
+        }
+      },
+    });
+    try {
+      await waitFor(
+        async () => (await client.info('replication')).includes('state=online'),
+        (ok) => ok,
+        { timeoutMs: 10_000, intervalMs: 50, what: 'the replica online' },
+      );
+      await pipeline.start();
+      await client.set('w:healthy', '1');
+      await waitFor(
+        () => seen.length,
+        (n) => n === 1,
+        {
+          timeoutMs: 10_000,
+          intervalMs: 20,
+          what: 'w:healthy published',
+        },
+      );
+      // When it was published, the replica already had it.
+      expect(seen[0]).toMatchObject({ key: 'w:healthy', onReplica: '1' });
+      expect(pipeline.stats.unconfirmed).toBe(0);
+
+      // A replica that answers nothing holds a batch back for the timeout, not forever.
+      process.kill(replica.pid, 'SIGSTOP');
+      const writtenAt = Date.now();
+      try {
+        await client.set('w:stuck', '1');
+        await waitFor(
+          () => seen.length,
+          (n) => n === 2,
+          {
+            timeoutMs: 10_000,
+            intervalMs: 20,
+            what: 'w:stuck published after the timeout',
+          },
+        );
+      } finally {
+        process.kill(replica.pid, 'SIGCONT');
+      }
+      expect(seen[1]!.key).toBe('w:stuck');
+      expect(seen[1]!.at - writtenAt).toBeGreaterThanOrEqual(1400);
+      expect(pipeline.stats.unconfirmed).toBe(1);
+    } finally {
+      await pipeline.stop();
+      onReplica.disconnect();
+      await replica.stop();
+    }
+  });
+
   it('position - commits reach the store at most once per interval, the last one always', async () => {
     const inner = new MemoryPositionStore();
     const gate = new GatedPositionStore(inner, 50);
