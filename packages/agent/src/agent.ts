@@ -50,6 +50,7 @@ import { OperationRunner } from './operations.js';
 import { ReplicationPlane } from './replication-plane.js';
 import { SnapshotPlane } from './snapshot-plane.js';
 import { ScheduleRunner } from './schedule-runner.js';
+import { ScheduleLeases } from './schedule-lease.js';
 import { SCHEDULE_API_VERBS, scheduleApi } from './schedule-api.js';
 import { RegionTracker } from './region-tracker.js';
 import { AGENT_VERSION } from './version.js';
@@ -106,6 +107,8 @@ export class Agent {
   readonly #autoUnlink: AutoUnlinkPolicy;
   #tickAgain = false;
   #sentinel: SentinelEndpoint | null = null;
+  /** The region's lease bucket (schedule slots, failover decisions), once NATS is connected. */
+  #leases: ScheduleLeases | null = null;
   readonly #peerAgents = new Map<string, string>();
   #nc: NatsConnection | null = null;
   #service: Service | null = null;
@@ -175,6 +178,17 @@ export class Agent {
       plane: this.plane,
       switchover: this.switchover,
       onTopologyChange: () => this.#topologyChanged(),
+      claim: async (key) => {
+        if (this.#leases === null || !this.natsConnected) return null;
+        try {
+          return await this.#leases.claim(key, { agent: this.identity.id });
+        } catch {
+          return null;
+        }
+      },
+      release: async (key) => {
+        await this.#leases?.release(key);
+      },
     });
     this.regionalFailover = new RegionalFailover({
       config,
@@ -340,6 +354,10 @@ export class Agent {
       this.#nc = nc;
       this.#natsUp = true;
       this.plane.attach(nc);
+      this.#leases = new ScheduleLeases(nc, {
+        group: this.config.group,
+        region: this.config.region,
+      });
       this.#snapshots.attach(nc);
       this.schedules.attach(nc);
       this.replication.attach(nc);

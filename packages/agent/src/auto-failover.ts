@@ -34,6 +34,14 @@ export interface AutoFailoverContext {
   plane: GroupPlane;
   switchover: SwitchoverPlane;
   onTopologyChange: () => void;
+  /**
+   * Takes the region-wide one-time lease `key`: true for one agent of the region, false for the
+   * others, null when the lease store cannot be reached (then the agent acts alone: a region with
+   * its JetStream down still fails over).
+   */
+  claim?: (key: string) => Promise<boolean | null>;
+  /** Gives a lease back after the failover it guarded failed, so that it is tried again. */
+  release?: (key: string) => Promise<void>;
 }
 
 /** One automatic failover, as the monitor reports it. */
@@ -56,6 +64,8 @@ export class AutoFailover {
   readonly #lastFailover = new Map<string, number>();
   /** shard → the reason the last check did not fail over, so that it is logged once. */
   readonly #held = new Map<string, string>();
+  /** shard → run id of its primary when last seen up: it names the lease of its failover. */
+  readonly #runIds = new Map<string, string>();
   #checking = false;
   readonly events: AutoFailoverEvent[] = [];
 
@@ -91,6 +101,7 @@ export class AutoFailover {
     if (primary === undefined || primary.up) {
       this.#downSince.delete(shard.shard);
       this.#held.delete(shard.shard);
+      if (primary?.runId !== undefined) this.#runIds.set(shard.shard, primary.runId);
       return;
     }
     const since = this.#downSince.get(shard.shard) ?? now;
@@ -126,11 +137,31 @@ export class AutoFailover {
       return;
     }
     if (this.#ctx.switchover.activity !== null) return;
-    await this.#ctx.switchover.exclusive(
-      { kind: 'failing-over', operationId: null },
-      'an automatic failover',
-      () => this.#promote(shard, primary, best.node, now - since),
-    );
+    // Two agents of one region see the same dead primary: one lease per primary process (its run
+    // id) lets exactly one of them act.
+    const lease = `failover.${shard.shard}.${primary.id}.${this.#runIds.get(shard.shard) ?? 'unknown'}`;
+    const won =
+      this.#ctx.claim === undefined ? null : await this.#ctx.claim(lease).catch(() => null);
+    if (won === false) {
+      if (this.#held.get(shard.shard) !== 'lease') {
+        this.#held.set(shard.shard, 'lease');
+        this.#log.info(
+          { shard: shard.shard, primary: primary.id },
+          'another agent of this region fails this primary over',
+        );
+      }
+      return;
+    }
+    try {
+      await this.#ctx.switchover.exclusive(
+        { kind: 'failing-over', operationId: null },
+        'an automatic failover',
+        () => this.#promote(shard, primary, best.node, now - since),
+      );
+    } catch (err) {
+      if (won === true) await this.#ctx.release?.(lease).catch(() => undefined);
+      throw err;
+    }
   }
 
   async #promote(

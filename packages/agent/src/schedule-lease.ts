@@ -117,17 +117,29 @@ export class ScheduleLeases {
 
   /** Takes the lease of one slot; false when it is taken (another agent, or an earlier run). */
   async claimSlot(schedule: string, slot: number, holder: LeaseHolder): Promise<boolean> {
+    return this.claim(this.#key('slot', schedule, slot), holder);
+  }
+
+  /**
+   * Takes a one-time lease on `key` in the region's bucket: true for exactly one caller, ever
+   * (until the key is purged). Automatic failover uses it so that two agents of a region never
+   * both act on one dead primary. Characters a KV key cannot hold become `_`.
+   */
+  async claim(key: string, holder: LeaseHolder): Promise<boolean> {
     const kv = await this.#call(() => this.#open());
     try {
-      await kv.create(
-        this.#key('slot', schedule, slot),
-        JSON.stringify({ ...holder, at: Date.now() }),
-      );
+      await kv.create(leaseKey(key), JSON.stringify({ ...holder, at: Date.now() }));
       return true;
     } catch (err) {
       if (isWrongSequence(err)) return false;
       throw unreachable(this.bucket, err);
     }
+  }
+
+  /** Gives a lease of {@link claim} back (the work it guarded failed and may be tried again). */
+  async release(key: string): Promise<void> {
+    const kv = await this.#call(() => this.#open());
+    await this.#call(() => kv.delete(leaseKey(key)));
   }
 
   /** Purges the slot keys of a schedule in this region but the newest few. Best effort. */
@@ -149,6 +161,9 @@ export class ScheduleLeases {
     }
   }
 }
+
+/** A lease name as a KV key: characters a key cannot hold become `_`. */
+const leaseKey = (key: string): string => key.replace(/[^-/_=.a-zA-Z0-9]/g, '_');
 
 function unreachable(bucket: string, err: unknown): UnreachableError {
   return new UnreachableError(
