@@ -98,18 +98,19 @@ export interface ReplicatedGroup {
 }
 
 /**
- * Starts three regions with agents and waits until replication runs everywhere (each region
- * reports capture running and a link to both others).
+ * Starts `regions` (three by default) with agents and waits until replication runs everywhere
+ * (each region reports capture running and a link to every other).
  */
 export async function startReplicatedGroup(
   name: string,
   dir: string,
   replication?: Record<string, unknown>,
+  regions: readonly string[] = REPLICATED_REGIONS,
 ): Promise<ReplicatedGroup> {
   const plan = await planGroup({
     group: name,
     dir,
-    regions: [...REPLICATED_REGIONS],
+    regions: [...regions],
     replicas: 0,
     ports: 'free',
     health: { intervalMs: 500, downAfterMs: 2000 },
@@ -140,8 +141,8 @@ export async function startReplicatedGroup(
   const replicationOf = async (region: string) =>
     (await status(region)).regions.find((r) => r.name === region)?.replication;
   await waitFor(
-    async () => Promise.all(REPLICATED_REGIONS.map(replicationOf)),
-    (all) => all.every((s) => s?.state === 'running' && s.links.length === 2),
+    async () => Promise.all(regions.map(replicationOf)),
+    (all) => all.every((s) => s?.state === 'running' && s.links.length === regions.length - 1),
     { timeoutMs: 30_000, intervalMs: 250, what: 'replication running in every region' },
   );
   return {
