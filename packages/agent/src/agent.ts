@@ -32,11 +32,11 @@ import { createMetrics, type AgentMetrics } from './metrics.js';
 import { connectNats } from './nats-connection.js';
 import { NodeSampler } from './node-sampler.js';
 import {
-  parseImportRequest,
   parseMembershipRequest,
   parseProposal,
   parseRegionalFailoverRequest,
   parseSwitchoverRequest,
+  requestedByOf,
 } from './api-requests.js';
 import { RegionalFailover } from './regional-failover.js';
 import { WriteFence } from './write-fence.js';
@@ -52,14 +52,9 @@ import { SnapshotPlane } from './snapshot-plane.js';
 import { ScheduleRunner } from './schedule-runner.js';
 import { ScheduleLeases } from './schedule-lease.js';
 import { SCHEDULE_API_VERBS, scheduleApi } from './schedule-api.js';
+import { SNAPSHOT_API_VERBS, snapshotApi } from './snapshot-api.js';
 import { RegionTracker } from './region-tracker.js';
 import { AGENT_VERSION } from './version.js';
-
-/** Who asked, as the CLI reports it (`user@host`); anything else is `unknown`. */
-const requestedByOf = (body: Record<string, unknown>): string =>
-  typeof body.requestedBy === 'string' && body.requestedBy !== ''
-    ? body.requestedBy.slice(0, 200)
-    : 'unknown';
 
 /** Verbs of the agent API (see docs/architecture.md). */
 const API_VERBS = [
@@ -67,10 +62,7 @@ const API_VERBS = [
   'op.submit',
   'op.get',
   'history',
-  'snapshot.export',
-  'snapshot.list',
-  'snapshot.delete',
-  'snapshot.import',
+  ...SNAPSHOT_API_VERBS,
   'switchover',
   'op.cancel',
   ...SCHEDULE_API_VERBS,
@@ -504,75 +496,21 @@ export class Agent {
         cancelOperation(doc, String(body.id), { requestedBy: requestedByOf(body) });
         return doc.operation(String(body.id));
       }
-      case 'snapshot.export': {
-        this.switchover.assertNotBusy('a snapshot export');
-        const node = this.#snapshots.chooseNode(
-          typeof body.node === 'string' ? body.node : undefined,
-        );
-        const name = typeof body.name === 'string' ? body.name : undefined;
-        return this.#runner.submitTask(
-          'snapshot.export',
-          // The request, not the chosen node: a retry with the same token must match.
+      case 'snapshot.export':
+      case 'snapshot.import':
+      case 'snapshot.list':
+      case 'snapshot.delete':
+        return snapshotApi(
           {
             region: this.config.region,
-            node: typeof body.node === 'string' ? body.node : null,
-            name: name ?? null,
+            plane: this.plane,
+            runner: this.#runner,
+            snapshots: this.#snapshots,
+            assertNotBusy: (what) => this.switchover.assertNotBusy(what),
           },
-          {
-            clientToken: typeof body.clientToken === 'string' ? body.clientToken : null,
-            requestedBy: requestedByOf(body),
-          },
-          async (operationId) => ({
-            ...(await this.#snapshots.export(
-              name === undefined ? {} : { name },
-              node,
-              operationId,
-            )),
-          }),
+          verb,
+          body,
         );
-      }
-      case 'snapshot.import': {
-        const request = parseImportRequest(body);
-        this.switchover.assertNotBusy('a snapshot import');
-        return this.#runner.submitTask(
-          'snapshot.import',
-          { region: this.config.region, ...request },
-          {
-            clientToken: typeof body.clientToken === 'string' ? body.clientToken : null,
-            requestedBy: requestedByOf(body),
-          },
-          async () => {
-            const r = await this.#snapshots.import(request);
-            // A summary: the ledger is in the group document, which keeps history.
-            return {
-              keysRead: r.keysRead,
-              keysWritten: r.keysWritten,
-              restored: r.restored,
-              viaCommands: r.viaCommands,
-              skippedExpired: r.skippedExpired,
-              skippedExisting: r.skippedExisting,
-              skippedFiltered: r.skippedFiltered,
-              skippedUnsupported: r.skippedUnsupported.length,
-              flushed: r.flushed,
-              bytes: r.bytes,
-            };
-          },
-        );
-      }
-      case 'snapshot.list':
-        return { snapshots: doc.snapshots(), location: this.#snapshots.location };
-      case 'snapshot.delete': {
-        const name = String(body.name);
-        return this.#runner.submitTask(
-          'snapshot.delete',
-          { region: this.config.region, name },
-          { requestedBy: requestedByOf(body) },
-          async (operationId) => ({
-            deleted: await this.#snapshots.delete(name, operationId),
-            name,
-          }),
-        );
-      }
       default:
         return doc.history(typeof body.limit === 'number' ? body.limit : 100);
     }

@@ -18,6 +18,13 @@ function bad(what: string, detail: string): UsageError {
   });
 }
 
+/** Who asked, as the CLI reports it (`user@host`, at most 200 characters); else `unknown`. */
+export function requestedByOf(body: Record<string, unknown>): string {
+  return typeof body.requestedBy === 'string' && body.requestedBy !== ''
+    ? body.requestedBy.slice(0, 200)
+    : 'unknown';
+}
+
 function optionalBoolean(body: Record<string, unknown>, key: string, what: string): boolean {
   const value = body[key];
   if (value === undefined) return false;
@@ -43,7 +50,7 @@ export function parseProposal(body: unknown): Proposal {
 /** A link/unlink request of the CLI. */
 export function parseMembershipRequest(body: Record<string, unknown>): MembershipRequest {
   const what = 'membership request';
-  const { kind, region, reason, clientToken, requestedBy } = body;
+  const { kind, region, reason, clientToken } = body;
   if (kind !== 'link' && kind !== 'unlink') throw bad(what, 'kind must be link or unlink');
   if (typeof region !== 'string' || !isValidName(region))
     throw bad(what, 'region must be a region name');
@@ -58,8 +65,7 @@ export function parseMembershipRequest(body: Record<string, unknown>): Membershi
     resync: optionalBoolean(body, 'resync', what),
     ...(reason === undefined ? {} : { reason }),
     clientToken: typeof clientToken === 'string' ? clientToken : null,
-    requestedBy:
-      typeof requestedBy === 'string' && requestedBy !== '' ? requestedBy.slice(0, 200) : 'unknown',
+    requestedBy: requestedByOf(body),
   };
 }
 
@@ -106,10 +112,7 @@ export function parseSwitchoverRequest(body: Record<string, unknown>): Switchove
     when: when ?? 'now',
     mode: mode ?? 'safe',
     clientToken: typeof clientToken === 'string' ? clientToken : null,
-    requestedBy:
-      typeof body.requestedBy === 'string' && body.requestedBy !== ''
-        ? body.requestedBy.slice(0, 200)
-        : 'unknown',
+    requestedBy: requestedByOf(body),
   };
 }
 
@@ -144,9 +147,6 @@ export function parseRegionalFailoverRequest(
     ...(reason === undefined ? {} : { reason }),
     ...(catchUpTimeoutMs === undefined ? {} : { catchUpTimeoutMs: catchUpTimeoutMs }),
     clientToken: typeof clientToken === 'string' ? clientToken : null,
-    requestedBy:
-      typeof body.requestedBy === 'string' && body.requestedBy !== ''
-        ? body.requestedBy.slice(0, 200)
-        : 'unknown',
+    requestedBy: requestedByOf(body),
   };
 }

@@ -23,6 +23,7 @@ import {
   setSchedulePaused,
   type ScheduleRunSummary,
 } from '@georep/group';
+import { requestedByOf } from './api-requests.js';
 import type { GroupPlane } from './group-plane.js';
 import type { ScheduleRunner } from './schedule-runner.js';
 
@@ -48,11 +49,6 @@ export interface ScheduleApiContext {
   plane: GroupPlane;
   schedules: ScheduleRunner;
 }
-
-const requestedByOf = (body: Record<string, unknown>): string =>
-  typeof body.requestedBy === 'string' && body.requestedBy !== ''
-    ? body.requestedBy.slice(0, 200)
-    : 'unknown';
 
 /** Answers one `schedule.*` verb (synchronously: runs continue in the background). */
 export function scheduleApi(
