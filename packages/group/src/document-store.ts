@@ -93,6 +93,18 @@ function keepAside(path: string): string {
   return aside;
 }
 
+/** Writes (`w`) or appends (`a`) all of `bytes` to `path` and fsyncs the file. */
+function writeDurably(path: string, flags: 'w' | 'a', bytes: Uint8Array): void {
+  const fd = openSync(path, flags);
+  try {
+    let written = 0;
+    while (written < bytes.byteLength) written += writeSync(fd, bytes, written);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** fsync of a directory, so that a rename or unlink in it survives a power loss. */
 function syncDirectory(dir: string): void {
   const fd = openSync(dir, 'r');
@@ -106,14 +118,7 @@ function syncDirectory(dir: string): void {
 /** Writes `bytes` to `path` so that a crash leaves either the old or the new file. */
 export function writeFileAtomic(path: string, bytes: Uint8Array): void {
   const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    let written = 0;
-    while (written < bytes.byteLength) written += writeSync(fd, bytes, written);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  writeDurably(tmp, 'w', bytes);
   renameSync(tmp, path);
   syncDirectory(dirname(path));
 }
@@ -175,14 +180,7 @@ export class DocumentSaver {
       const heads = this.#document.heads();
       if (heads.join() === this.#savedHeads.join()) return;
       const chunk = this.#document.saveSince(this.#savedHeads);
-      const fd = openSync(this.#changesPath, 'a');
-      try {
-        let written = 0;
-        while (written < chunk.byteLength) written += writeSync(fd, chunk, written);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
+      writeDurably(this.#changesPath, 'a', chunk);
       this.#logBytes += chunk.byteLength;
       this.#savedHeads = heads;
     } catch (err) {
