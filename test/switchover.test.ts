@@ -339,6 +339,13 @@ describe('switchover and failover', () => {
     console.log(
       `failover: promoted ${promoted!.at - killedAt} ms after the kill, writes resumed after ${resumedAt! - killedAt} ms`,
     );
+    const metrics = await (
+      await fetch(`http://127.0.0.1:${plan.regions[0]!.agent.httpPort}/metrics`)
+    ).text();
+    expect(metrics).toMatch(/georep_failovers_total\{[^}]*shard="s1"[^}]*\} 1/);
+    expect(metrics).toMatch(
+      new RegExp(`georep_shard_primary\\{[^}]*shard="s1"[^}]*node="${survivorId}"[^}]*\\} 1`),
+    );
     expect(await direct(survivorId).get('before-kill')).toBe('1');
     expect(await direct(survivorId).get('after-kill')).toBe('1');
     // Replication follows the promoted primary of the first shard: its writes reach us-east.
@@ -431,6 +438,12 @@ describe('switchover and failover', () => {
       { timeoutMs: 10_000, intervalMs: 200, what: 'the fence of eu-west' },
     );
     expect((await status(US)).regions.find((r) => r.name === EU)?.routedTo).toBe(US);
+    const usMetrics = await (
+      await fetch(`http://127.0.0.1:${plan.regions[1]!.agent.httpPort}/metrics`)
+    ).text();
+    expect(usMetrics).toMatch(
+      /georep_region_routed\{[^}]*region="eu-west"[^}]*to="us-east"[^}]*\} 1/,
+    );
     const human = await cli(['status', '--region', US], US);
     expect(human.stdout).toMatch(new RegExp(`${EU}\\s+up\\s+linked, served by ${US}`));
 

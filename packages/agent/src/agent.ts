@@ -181,6 +181,7 @@ export class Agent {
       release: async (key) => {
         await this.#leases?.release(key);
       },
+      onFailover: (event) => this.metrics.failovers.inc({ shard: event.shard }),
     });
     this.regionalFailover = new RegionalFailover({
       config,

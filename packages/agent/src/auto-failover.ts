@@ -42,6 +42,8 @@ export interface AutoFailoverContext {
   claim?: (key: string) => Promise<boolean | null>;
   /** Gives a lease back after the failover it guarded failed, so that it is tried again. */
   release?: (key: string) => Promise<void>;
+  /** Called after each automatic failover (metrics). */
+  onFailover?: (event: AutoFailoverEvent) => void;
 }
 
 /** One automatic failover, as the monitor reports it. */
@@ -201,14 +203,9 @@ export class AutoFailover {
         },
         { region, operationId: null },
       );
-      this.events.push({
-        shard: shard.shard,
-        from: old.id,
-        to: target.id,
-        at,
-        downForMs,
-        bytesBehind,
-      });
+      const event = { shard: shard.shard, from: old.id, to: target.id, at, downForMs, bytesBehind };
+      this.events.push(event);
+      this.#ctx.onFailover?.(event);
       this.#log.warn(
         { shard: shard.shard, from: old.id, to: target.id, downForMs, bytesBehind },
         'automatic failover: replica promoted',

@@ -13,6 +13,8 @@ export interface AgentMetrics {
   render: () => Promise<string>;
   heartbeatsReceived: Counter<'region'>;
   badMessages: Counter<'subject'>;
+  /** Automatic failovers made by this agent. */
+  failovers: Counter<'shard'>;
 }
 
 const STATE_VALUE = { up: 1, suspect: 0.5, down: 0 } as const;
@@ -107,6 +109,26 @@ export function createMetrics(
     "Operations captured from this region's primary since the agent started",
     [],
   );
+  const unconfirmed = gauge(
+    'georep_replication_unconfirmed_batches',
+    'Batches sent to other regions before a replica of the primary confirmed them (a failover could lose them here)',
+    [],
+  );
+  const shardPrimary = gauge(
+    'georep_shard_primary',
+    'The node that is primary of each shard (1), as this agent sees it',
+    ['region', 'shard', 'node'],
+  );
+  const routed = gauge(
+    'georep_region_routed',
+    "1 while a regional failover serves the region's traffic from region `to`",
+    ['region', 'to'],
+  );
+  const busy = gauge(
+    'georep_region_busy',
+    '1 while a switchover (switching) or an automatic failover (failing-over) runs in the region',
+    ['region', 'kind'],
+  );
 
   /** Refreshes every gauge from one report, so a scrape is consistent with itself. */
   const refresh = () => {
@@ -125,6 +147,10 @@ export function createMetrics(
       backlogFullIn,
       backlogLost,
       captured,
+      unconfirmed,
+      shardPrimary,
+      routed,
+      busy,
     ])
       g.reset();
     for (const region of report().regions) {
@@ -138,10 +164,15 @@ export function createMetrics(
         if (node.lagBytes !== undefined) nodeLag.set(l, node.lagBytes);
         if (node.usedMemoryBytes !== undefined) nodeMemory.set(l, node.usedMemoryBytes);
         if (node.opsPerSec !== undefined) nodeOps.set(l, node.opsPerSec);
+        if (node.up && node.role === 'primary')
+          shardPrimary.set({ region: region.name, shard: node.shard ?? 'main', node: node.id }, 1);
       }
+      if (region.routedTo != null) routed.set({ region: region.name, to: region.routedTo }, 1);
+      if (region.activity != null) busy.set({ region: region.name, kind: region.activity.kind }, 1);
       const rep = region.replication;
       if (rep === undefined) continue;
       if (rep.capture !== null) captured.set(rep.capture.ops);
+      if (rep.capture?.unconfirmed !== undefined) unconfirmed.set(rep.capture.unconfirmed);
       for (const link of rep.links) {
         const l = { peer: link.peer };
         if (link.lagMs !== null) replLag.set(l, link.lagMs / 1000);
@@ -172,6 +203,12 @@ export function createMetrics(
       name: 'georep_bad_messages_total',
       help: 'Messages dropped because they failed validation',
       labelNames: ['subject'],
+      registers: [registry],
+    }),
+    failovers: new Counter({
+      name: 'georep_failovers_total',
+      help: "Automatic failovers of a shard of this agent's region made by this agent",
+      labelNames: ['shard'],
       registers: [registry],
     }),
   };
