@@ -180,6 +180,35 @@ describe('active-active replication across three regions', () => {
     expect(appliedAtEu(after[0])).toBe(appliedAtEu(before[0]));
   });
 
+  it('capture - refused credentials stop capture; once fixed it starts again without an agent restart', async () => {
+    const eu = client('eu-west');
+    // The primary starts requiring a password the agent does not have; its open connections stay
+    // authenticated, and capture's link is cut so that it must log in again.
+    await eu.config('SET', 'requirepass', 'not-the-agents');
+    try {
+      await eu.client('KILL', 'TYPE', 'replica');
+      const failed = await waitFor(
+        async () => (await replicationOf('eu-west'))?.captureError,
+        (e) => e != null,
+        { timeoutMs: 15_000, intervalMs: 250, what: 'capture of eu-west failing' },
+      );
+      expect(failed).toMatch(/auth|NOAUTH|password/i);
+      await eu.set('written-while-capture-failed', 'yes');
+    } finally {
+      await eu.config('SET', 'requirepass', '');
+    }
+    await waitFor(
+      () => client('us-east').get('written-while-capture-failed'),
+      (v) => v === 'yes',
+      {
+        timeoutMs: 30_000,
+        intervalMs: 250,
+        what: 'the write made while capture failed, in us-east',
+      },
+    );
+    expect((await replicationOf('eu-west'))?.captureError ?? null).toBeNull();
+  });
+
   it('force-unlink - a region that is gone stops holding back the survivors; its backlog is freed', async () => {
     client('ap-south').disconnect();
     await g.group.killRegion('ap-south');

@@ -62,6 +62,9 @@ const APPLY_MAX_OPS = 512;
 /** NATS's default `max_payload`, when the server did not say. */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
+/** How long after a capture failed for good a new one is started. */
+const CAPTURE_RETRY_MS = 5000;
+
 /** See the module comment. */
 export class ReplicationPlane {
   readonly #config: AgentConfig;
@@ -72,6 +75,9 @@ export class ReplicationPlane {
   #nc: NatsConnection | null = null;
   #stream: OpsStream | null = null;
   #capture: CapturePipeline | null = null;
+  /** Why the last capture failed for good (shown by status until a new one runs). */
+  #captureError: string | null = null;
+  #captureFailedAt = 0;
   /** `host:port` of the primary the capture and the appliers were started against. */
   #capturedFrom: string | null = null;
   readonly #feeds = new Map<string, Feed>();
@@ -153,7 +159,13 @@ export class ReplicationPlane {
         }
       }
       await this.#followPrimary();
-      if (active && this.#capture === null) await this.#startCapture(stream);
+      await this.#dropFailedCapture();
+      if (
+        active &&
+        this.#capture === null &&
+        Date.now() - this.#captureFailedAt >= CAPTURE_RETRY_MS
+      )
+        await this.#startCapture(stream);
       if (!active && this.#capture !== null) {
         this.#log.warn(
           { linkState: this.#group.linkState },
@@ -298,6 +310,27 @@ export class ReplicationPlane {
     this.#capture = null;
   }
 
+  /**
+   * Capture ends on its own only for errors it cannot retry (credentials refused, PSYNC
+   * refused). The operator may fix them without restarting the agent, so a failed capture is
+   * dropped, with its appliers (they wait on it), and started again after CAPTURE_RETRY_MS.
+   */
+  async #dropFailedCapture(): Promise<void> {
+    const failure = this.#capture?.failure;
+    if (failure == null) return;
+    this.#captureError = failure.message;
+    this.#captureFailedAt = Date.now();
+    this.#log.error(
+      { err: failure.message, retryInMs: CAPTURE_RETRY_MS },
+      'capture failed; it is started again',
+    );
+    const feeds = [...this.#feeds.values()];
+    this.#feeds.clear();
+    await Promise.all(feeds.map((f) => f.stop()));
+    await this.#capture!.stop();
+    this.#capture = null;
+  }
+
   async #startCapture(stream: OpsStream): Promise<void> {
     const capture = new CapturePipeline({
       region: this.#config.region,
@@ -318,6 +351,7 @@ export class ReplicationPlane {
     this.#capturedFrom = `${this.#endpoint().host}:${this.#endpoint().port}`;
     await capture.start();
     this.#capture = capture;
+    this.#captureError = null;
     this.#log.info({}, 'capture started');
   }
 
@@ -465,6 +499,7 @@ export class ReplicationPlane {
               warnings: c.warnings,
               unconfirmed: c.unconfirmed,
             },
+      captureError: this.#captureError,
       links,
       gcHorizon: this.#group.document.gcHorizon() || null,
       lastGc: this.#gcStats,

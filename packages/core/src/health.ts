@@ -161,6 +161,8 @@ export interface ReplicationStatus {
     /** Batches sent to other regions before a replica of the primary confirmed them. */
     unconfirmed?: number;
   } | null;
+  /** Why capture last failed for good (refused credentials, ...), until a new capture runs. */
+  captureError?: string | null;
   links: ReplicationLink[];
   /**
    * Below this HLC tag every linked region has applied every other's writes (from the

@@ -199,6 +199,7 @@ export class CapturePipeline {
   #spaceWaiter: (() => void) | undefined;
   #stopped = false;
   #run: Promise<void> | undefined;
+  #failure: Error | null = null;
   #poll: NodeJS.Timeout | undefined;
   readonly stats: CaptureStats = {
     batches: 0,
@@ -286,6 +287,14 @@ export class CapturePipeline {
     return new Promise((resolve) => this.#waiters.push({ offset, resolve }));
   }
 
+  /**
+   * Why capture ended on its own (a final error such as refused credentials), or null while it
+   * runs. Capture does not retry such errors itself; its owner starts a new pipeline later.
+   */
+  get failure(): Error | null {
+    return this.#failure;
+  }
+
   /** Stops capture after the batch in flight; the saved position covers what was published. */
   async stop(): Promise<void> {
     this.#stopped = true;
@@ -314,7 +323,10 @@ export class CapturePipeline {
         }
       }
     } catch (err) {
-      if (!this.#stopped) this.#log.error({ err: (err as Error).message }, 'capture stopped');
+      if (!this.#stopped) {
+        this.#failure = err as Error;
+        this.#log.error({ err: (err as Error).message }, 'capture stopped');
+      }
       throw err;
     }
   }

@@ -82,7 +82,12 @@ function renderReplication(report: StatusReport): string {
       (l) =>
         `warning: the backlog held for ${l.peer} reaches the stream limit (${formatBytes(l.backlog!.streamLimitBytes)}) in about ${formatAge(l.backlog!.fullInSec! * 1000)}; bring ${l.peer} back or force-unlink it`,
     );
-  const capture = rep.capture === null ? 'not started' : `${rep.capture.ops} ops captured`;
+  const capture =
+    rep.capture === null
+      ? rep.captureError == null
+        ? 'not started'
+        : `capture failed: ${rep.captureError}; started again every 5 s`
+      : `${rep.capture.ops} ops captured`;
   return `\n\nreplication of ${report.answeredBy} (${rep.state}, ${capture})\n${renderTable(
     ['PEER', 'LAG', 'APPLIED', 'BACKLOG HELD', 'GROWTH', 'FULL IN', 'PROBLEM'],
     rows,
