@@ -3,17 +3,28 @@
 // (record by record and in batches), and the raw mode (`decodeValues: false`: key + raw bytes).
 // Every parse reads the file from disk through the same 256 KiB read stream. Prints figures; it
 // asserts nothing.
-//   node bench/rdb-parse.mjs [sizeMB] [rounds]
+//   node bench/rdb-parse.mjs [sizeMB] [rounds] [--baseline path/to/other/dist/index.js]
 // With rounds > 1 every line is run that many times (interleaved) and the best run is printed,
-// which steadies the figures on a busy machine.
+// which steadies the figures on a busy machine. `--baseline` adds three parses (decoded record by
+// record and in batches, raw in batches) by another build of @georep/rdb: a copy of an earlier
+// `packages/rdb/dist`, placed where `@georep/core` resolves from it. They are interleaved with the
+// others, so that before/after figures come from the same run on the same file.
 import { createReadStream, closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Crc64, RdbWriter, parseRdbFile, parseRdbFileBatches } from '@georep/rdb';
 
-const targetMb = Number(process.argv[2] ?? 200);
-const rounds = Number(process.argv[3] ?? 1);
+const args = process.argv.slice(2);
+const baselineAt = args.indexOf('--baseline');
+const baselinePath = baselineAt >= 0 ? args.splice(baselineAt, 2)[1] : undefined;
+const targetMb = Number(args[0] ?? 200);
+const rounds = Number(args[1] ?? 1);
+const baseline =
+  baselinePath === undefined
+    ? undefined
+    : await import(pathToFileURL(path.resolve(baselinePath)).href);
 const dir = mkdtempSync(path.join(os.tmpdir(), 'georep-bench-'));
 const file = path.join(dir, 'bench.rdb');
 
@@ -124,6 +135,39 @@ const lines = [
   ],
 ];
 
+if (baseline !== undefined) {
+  lines.push(
+    [
+      'baseline build: parseRdbFile (+ CRC64)',
+      async () => {
+        let keys = 0;
+        for await (const r of baseline.parseRdbFile(file)) if (r.kind === 'key') keys++;
+        return `(${keys} keys, decoded values)`;
+      },
+    ],
+    [
+      'baseline build: parseRdbFileBatches (+ CRC64)',
+      async () => {
+        let keys = 0;
+        for await (const batch of baseline.parseRdbFileBatches(file)) {
+          for (const r of batch) if (r.kind === 'key') keys++;
+        }
+        return `(${keys} keys, decoded values)`;
+      },
+    ],
+    [
+      'baseline build: parseRdbFileBatches raw (+ CRC64)',
+      async () => {
+        let keys = 0;
+        for await (const batch of baseline.parseRdbFileBatches(file, { decodeValues: false })) {
+          for (const r of batch) if (r.kind === 'key') keys++;
+        }
+        return `(${keys} keys, key + raw only)`;
+      },
+    ],
+  );
+}
+
 console.log(`file: ${mb.toFixed(1)} MB, ${i} keys${rounds > 1 ? `, best of ${rounds} runs` : ''}`);
 const best = new Map();
 for (let round = 0; round < rounds; round++) {
@@ -137,7 +181,7 @@ for (let round = 0; round < rounds; round++) {
 }
 for (const [label, { s, extra }] of best) {
   console.log(
-    `${label.padEnd(34)} ${(mb / s).toFixed(1).padStart(8)} MB/s  ${s.toFixed(2)} s ${extra ?? ''}`,
+    `${label.padEnd(50)} ${(mb / s).toFixed(1).padStart(8)} MB/s  ${s.toFixed(2)} s ${extra ?? ''}`,
   );
 }
 rmSync(dir, { recursive: true, force: true });

@@ -6,8 +6,10 @@
  * past its end means the blob is corrupt.
  */
 import { RdbCorruptError } from './errors.js';
-import { intToBuffer } from './cursor.js';
+import { intToBuffer } from './number-bytes.js';
+import { viewOf, viewSource } from './buffer-view.js';
 import type { Blob } from './cursor.js';
+import type { ViewSource } from './buffer-view.js';
 
 /** An element of a compact encoding: a string, or an integer (bigint beyond 2^53). */
 export type CompactElement = Buffer | number | bigint;
@@ -18,6 +20,8 @@ export class BlobReader {
   pos = 0;
   readonly #blob: Blob;
   readonly #what: string;
+  /** {@link viewSource} of `bytes`, read on the first {@link BlobReader.take}. */
+  #source: ViewSource | undefined;
 
   constructor(blob: Blob, what: string) {
     this.bytes = blob.bytes;
@@ -58,7 +62,8 @@ export class BlobReader {
     this.need(n);
     const at = this.pos;
     this.pos += n;
-    return this.bytes.subarray(at, at + n);
+    this.#source ??= viewSource(this.bytes);
+    return viewOf(this.#source, at, at + n);
   }
 
   skip(n: number): void {

@@ -8,6 +8,9 @@
  */
 import { RdbCorruptError, RdbTruncatedError } from './errors.js';
 import { lzfDecompressRange } from './lzf.js';
+import { allocBytes, allocSource, viewOf, viewSource } from './buffer-view.js';
+import { intToBuffer } from './number-bytes.js';
+import type { ViewSource } from './buffer-view.js';
 
 /**
  * Internal signal: the record being decoded continues past the bytes buffered so far. Never
@@ -20,6 +23,20 @@ export class NeedMoreData extends Error {
   constructor(until: number) {
     super(`input needed up to byte ${until}`);
     this.until = until;
+  }
+
+  /**
+   * A {@link NeedMoreData} without a stack trace: it is thrown at the end of every window and
+   * caught a few frames up, so capturing the stack would be pure cost.
+   */
+  static at(until: number): NeedMoreData {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      return new NeedMoreData(until);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
   }
 }
 
@@ -38,6 +55,8 @@ export interface Blob {
 const TWO_POW_32 = 4294967296;
 const MAX_LZF_RATIO = 88;
 const EMPTY = Buffer.alloc(0);
+/** First byte of an LZF-compressed string (`11` + encoding 3). */
+const LZF_STRING = 0xc3;
 
 /** Reader of RDB primitives (lengths, strings, numbers) over `buf[pos..]`. */
 export class RdbCursor {
@@ -55,6 +74,13 @@ export class RdbCursor {
    * shared read window.
    */
   views: boolean;
+  /** The {@link ViewSource} of the Buffer {@link RdbCursor.copyWithPrefix} last returned. */
+  copySource: ViewSource = viewSource(EMPTY);
+  /** Where the bytes of the last string {@link RdbCursor.stringOrVerbatim} skipped start. */
+  verbatimAt = 0;
+  /** The {@link ViewSource} of `#sourceOf`, read once per `buf` (see `#view`). */
+  #source: ViewSource = viewSource(EMPTY);
+  #sourceOf: Buffer = EMPTY;
 
   constructor(buf: Buffer, pos: number, base: number, final: boolean, views = false) {
     this.buf = buf;
@@ -64,12 +90,19 @@ export class RdbCursor {
     this.views = views;
   }
 
-  /** Points the cursor at another buffer (the parser reuses one cursor per window). */
-  reset(buf: Buffer, pos: number, base: number, final: boolean): void {
+  /**
+   * Points the cursor at another buffer (the parser reuses one cursor per window). `source`, when
+   * known, is `buf`'s {@link ViewSource}, which saves reading it again.
+   */
+  reset(buf: Buffer, pos: number, base: number, final: boolean, source?: ViewSource): void {
     this.buf = buf;
     this.pos = pos;
     this.base = base;
     this.final = final;
+    if (source !== undefined) {
+      this.#sourceOf = buf;
+      this.#source = source;
+    }
   }
 
   /** Absolute input offset of the next byte. */
@@ -89,7 +122,7 @@ export class RdbCursor {
         { offset: this.base + this.buf.length, details: { neededAt: this.offset, needed: n } },
       );
     }
-    throw new NeedMoreData(this.offset + n);
+    throw NeedMoreData.at(this.offset + n);
   }
 
   /** A corrupt-data error at the current position (or at `offset`). */
@@ -162,7 +195,50 @@ export class RdbCursor {
     this.ensure(n);
     const at = this.pos;
     this.pos += n;
-    return this.views ? this.buf.subarray(at, at + n) : copyOut(this.buf, at, n);
+    if (this.views) return this.#view(at, n);
+    const out = allocBytes(n);
+    this.#copyInto(out, 0, at, n);
+    return out;
+  }
+
+  /** A view of `buf[at, at + n)`. */
+  #view(at: number, n: number): Buffer {
+    return viewOf(this.#sourceOfBuf(), at, at + n);
+  }
+
+  #sourceOfBuf(): ViewSource {
+    if (this.#sourceOf !== this.buf) {
+      this.#sourceOf = this.buf;
+      this.#source = viewSource(this.buf);
+    }
+    return this.#source;
+  }
+
+  /**
+   * A fresh Buffer holding `prefix` followed by `buf[start, end)`: the `raw` of a key record is
+   * its type byte followed by the value body (the key sits between them in a file).
+   */
+  copyWithPrefix(prefix: number, start: number, end: number): Buffer {
+    const n = end - start;
+    const source = allocSource(1 + n);
+    const out = viewOf(source, 0, 1 + n);
+    out[0] = prefix;
+    this.#copyInto(out, 1, start, n);
+    this.copySource = source;
+    return out;
+  }
+
+  /** Copies `buf[start, start + n)` to `out[at...]`. */
+  #copyInto(out: Buffer, at: number, start: number, n: number): void {
+    const buf = this.buf;
+    if (n < SMALL_COPY) {
+      for (let i = 0; i < n; i++) out[at + i] = buf[start + i]!;
+      return;
+    }
+    // `TypedArray#set` from a plain view of the source: a native copy without the checks of
+    // `Buffer#copy`, and without reading `buf.buffer` again (it is cached per window).
+    const source = this.#sourceOfBuf();
+    typedArraySet.call(out, new Uint8Array(source.buffer, source.byteOffset + start, n), at);
   }
 
   skip(n: number): void {
@@ -210,6 +286,24 @@ export class RdbCursor {
 
   /** Reads a plain length (a count or size); the encoded-string form is corrupt here. */
   len(): number {
+    // Fast path for the 6- and 14-bit forms, whole in the window.
+    const buf = this.buf;
+    const pos = this.pos;
+    if (pos + 1 < buf.length) {
+      const first = buf[pos]!;
+      if (first < 0x40) {
+        this.pos = pos + 1;
+        return first;
+      }
+      if (first < 0x80) {
+        this.pos = pos + 2;
+        return ((first & 0x3f) << 8) | buf[pos + 1]!;
+      }
+    }
+    return this.#lenSlow();
+  }
+
+  #lenSlow(): number {
     const start = this.offset;
     const r = this.lenOrEncoding();
     if (r.encoded) throw this.corrupt('string encoding where a length was expected', start);
@@ -230,13 +324,70 @@ export class RdbCursor {
 
   /** Reads an RDB string: verbatim, integer-encoded or LZF-compressed. */
   string(): Buffer {
-    // Fast path for the common verbatim short string, without building a Blob.
+    // Fast paths for the common verbatim short string and LZF, without building a Blob.
     const first = this.buf[this.pos];
-    if (first !== undefined && first < 0x40) {
-      this.pos++;
-      return this.bytes(first);
+    if (first !== undefined) {
+      if (first < 0x40) {
+        this.pos++;
+        return this.bytes(first);
+      }
+      if (first === LZF_STRING) {
+        const start = this.offset;
+        this.pos++;
+        return this.#lzf(start);
+      }
+      // Integer-encoded (`11` + 0/1/2: int8, int16, int32 little-endian), whole in the window.
+      const buf = this.buf;
+      const pos = this.pos;
+      if (first === 0xc0 && pos + 2 <= buf.length) {
+        this.pos = pos + 2;
+        return intToBuffer((buf[pos + 1]! << 24) >> 24);
+      }
+      if (first === 0xc1 && pos + 3 <= buf.length) {
+        this.pos = pos + 3;
+        return intToBuffer(((buf[pos + 1]! | (buf[pos + 2]! << 8)) << 16) >> 16);
+      }
+      if (first === 0xc2 && pos + 5 <= buf.length) {
+        this.pos = pos + 5;
+        return intToBuffer(
+          buf[pos + 1]! | (buf[pos + 2]! << 8) | (buf[pos + 3]! << 16) | (buf[pos + 4]! << 24),
+        );
+      }
     }
     return this.blob().bytes;
+  }
+
+  /**
+   * Reads an RDB string like {@link RdbCursor.string}, except that a verbatim one (stored as it
+   * is) is not materialised: it returns undefined and leaves the position of its bytes in `buf`
+   * in {@link RdbCursor.verbatimAt}. Decoders use it to make views of a copy that does not exist
+   * yet. Same checks and "need more data" points as {@link RdbCursor.string}.
+   */
+  stringOrVerbatim(): Buffer | undefined {
+    const first = this.buf[this.pos];
+    if (first === undefined || first >= 0xc0) return this.string();
+    const n = first < 0x40 ? (this.pos++, first) : this.len();
+    if (n === 0) return EMPTY;
+    this.ensure(n);
+    this.verbatimAt = this.pos;
+    this.pos += n;
+    return undefined;
+  }
+
+  /** The LZF string whose header starts at offset `start`, its first byte already read. */
+  #lzf(start: number): Buffer {
+    const compressedLen = this.len();
+    const plainLen = this.len();
+    // One 3-byte LZF back-reference expands to at most 264 bytes, so a larger claimed size
+    // is corrupt; checking it first stops garbage from requesting a huge allocation.
+    if (plainLen > compressedLen * MAX_LZF_RATIO) {
+      throw this.corrupt(`LZF string claims ${plainLen} bytes from ${compressedLen}`, start);
+    }
+    this.ensure(compressedLen);
+    const dataOffset = this.offset;
+    const at = this.pos;
+    this.pos += compressedLen;
+    return lzfDecompressRange(this.buf, at, at + compressedLen, plainLen, dataOffset);
   }
 
   /**
@@ -251,6 +402,16 @@ export class RdbCursor {
       return;
     }
     const start = this.offset;
+    if (first === LZF_STRING) {
+      this.pos++;
+      const compressedLen = this.len();
+      const plainLen = this.len();
+      if (plainLen > compressedLen * MAX_LZF_RATIO) {
+        throw this.corrupt(`LZF string claims ${plainLen} bytes from ${compressedLen}`, start);
+      }
+      this.skip(compressedLen);
+      return;
+    }
     const r = this.lenOrEncoding();
     if (!r.encoded) {
       if (r.value !== 0) this.skip(r.value);
@@ -310,24 +471,8 @@ export class RdbCursor {
         };
       case 2:
         return { bytes: intToBuffer(this.i32le()), origin: start, exact: false };
-      case 3: {
-        const compressedLen = this.len();
-        const plainLen = this.len();
-        // One 3-byte LZF back-reference expands to at most 264 bytes, so a larger claimed size
-        // is corrupt; checking it first stops garbage from requesting a huge allocation.
-        if (plainLen > compressedLen * MAX_LZF_RATIO) {
-          throw this.corrupt(`LZF string claims ${plainLen} bytes from ${compressedLen}`, start);
-        }
-        this.ensure(compressedLen);
-        const dataOffset = this.offset;
-        const at = this.pos;
-        this.pos += compressedLen;
-        return {
-          bytes: lzfDecompressRange(this.buf, at, at + compressedLen, plainLen, dataOffset),
-          origin: start,
-          exact: false,
-        };
-      }
+      case 3:
+        return { bytes: this.#lzf(start), origin: start, exact: false };
       default:
         throw this.corrupt(`unknown string encoding ${r.value}`, start);
     }
@@ -356,39 +501,11 @@ export class RdbCursor {
   }
 }
 
-/** Below this size a byte loop beats `Buffer#copy` (which has a fixed native-call cost). */
-const SMALL_COPY = 64;
-
-/** Copies `n` bytes of `src` from `at` into a fresh Buffer. */
-export function copyOut(src: Buffer, at: number, n: number): Buffer {
-  const out = Buffer.allocUnsafe(n);
-  if (n < SMALL_COPY) {
-    for (let i = 0; i < n; i++) out[i] = src[at + i]!;
-  } else {
-    src.copy(out, 0, at, at + n);
-  }
-  return out;
-}
-
-/**
- * The decimal text of a safe integer as a fresh Buffer: what `Buffer.from(String(v))` gives,
- * without the string and the UTF-8 encoder in between.
- */
-export function intToBuffer(v: number): Buffer {
-  if (!Number.isSafeInteger(v)) return Buffer.from(String(v), 'latin1');
-  const negative = v < 0;
-  let n = negative ? -v : v;
-  let len = negative ? 2 : 1;
-  for (let t = n; t >= 10; t = Math.floor(t / 10)) len++;
-  const out = Buffer.allocUnsafe(len);
-  let p = len;
-  do {
-    out[--p] = 48 + (n % 10);
-    n = Math.floor(n / 10);
-  } while (n > 0);
-  if (negative) out[0] = 45;
-  return out;
-}
+/** Below this size a byte loop beats a native copy (which has a fixed call cost). */
+const SMALL_COPY = 16;
+/** `Uint8Array#set`, called on Buffers through the prototype that defines it. */
+// eslint-disable-next-line @typescript-eslint/unbound-method -- only ever called with `.call`
+const typedArraySet = Uint8Array.prototype.set;
 
 /** Parses a score as Redis's `strtod` would accept it (`inf`, `-inf`, `nan` included). */
 export function parseScore(text: string): number | undefined {

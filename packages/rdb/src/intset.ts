@@ -4,11 +4,11 @@
  * Layout: `encoding` (u32 LE: 2, 4 or 8 bytes per element), `length` (u32 LE, the number of
  * elements, not bytes), then the elements as signed little-endian integers in ascending order.
  */
-import { BlobReader } from './blob-reader.js';
+import { BlobReader, elementToBuffer } from './blob-reader.js';
 import type { Blob } from './cursor.js';
 
-/** Decodes an intset blob into its integers (bigint only beyond 2^53). */
-export function decodeIntset(blob: Blob): Array<number | bigint> {
+/** Decodes an intset blob, appending each integer to `out` as its decimal text. */
+export function decodeIntsetStrings(blob: Blob, out: Buffer[]): void {
   const r = new BlobReader(blob, 'intset');
   r.need(8);
   const width = r.bytes.readUInt32LE(0);
@@ -18,9 +18,7 @@ export function decodeIntset(blob: Blob): Array<number | bigint> {
   if (r.remaining !== count * width) {
     throw r.corrupt(`${count} elements of ${width} bytes do not fill ${r.remaining} bytes`, 4);
   }
-  const out: Array<number | bigint> = [];
-  for (let i = 0; i < count; i++) out.push(r.intLE(width));
-  return out;
+  for (let i = 0; i < count; i++) out.push(elementToBuffer(r.intLE(width)));
 }
 
 const INT16_MIN = -(2n ** 15n);

@@ -6,8 +6,10 @@
  * entry is `<encoding+data><backlen>`, where backlen stores the size of encoding+data in 1-5
  * bytes, 7 bits per byte, readable from right to left.
  */
-import { BlobReader } from './blob-reader.js';
+import { BlobReader, elementToBuffer, narrow } from './blob-reader.js';
 import { ByteSink } from './byte-sink.js';
+import { intToBuffer, u32le } from './number-bytes.js';
+import { viewOf, viewSource } from './buffer-view.js';
 import type { Blob } from './cursor.js';
 import type { CompactElement } from './blob-reader.js';
 
@@ -41,6 +43,108 @@ export function decodeListpack(blob: Blob): CompactElement[] {
     throw r.corrupt(`header says ${declaredCount} entries, found ${out.length}`, 4);
   }
   return out;
+}
+
+/**
+ * {@link decodeListpack} for callers that want every element as the string Redis would reply
+ * with (lists, sets, hashes): appends them to `out`, integers as decimal text, strings as views
+ * of the blob. It walks the bytes directly instead of building an element array first. On
+ * anything irregular it hands over to {@link decodeListpack}, which reports the problem exactly
+ * as it always has.
+ */
+export function decodeListpackStrings(blob: Blob, out: Buffer[]): void {
+  const bytes = blob.bytes;
+  const size = bytes.length;
+  const first = out.length;
+  if (size >= HEADER_SIZE + 1 && u32le(bytes, 0) === size) {
+    const source = viewSource(bytes);
+    let p = HEADER_SIZE;
+    while (p < size) {
+      const b = bytes[p]!;
+      if (b === LP_END) {
+        const declared = bytes[4]! | (bytes[5]! << 8);
+        if (p + 1 === size && (declared === UNKNOWN_COUNT || declared === out.length - first)) {
+          return;
+        }
+        break;
+      }
+      const start = p;
+      let len: number;
+      if (b < 0x80) {
+        out.push(intToBuffer(b));
+        p++;
+      } else if ((b & 0xc0) === 0x80) {
+        len = b & 0x3f;
+        p++;
+        if (p + len > size) break;
+        out.push(viewOf(source, p, p + len));
+        p += len;
+      } else if (p + 1 >= size) {
+        break;
+      } else if ((b & 0xe0) === 0xc0) {
+        const v = ((b & 0x1f) << 8) | bytes[p + 1]!;
+        out.push(intToBuffer(v >= 4096 ? v - 8192 : v));
+        p += 2;
+      } else if ((b & 0xf0) === 0xe0) {
+        len = ((b & 0x0f) << 8) | bytes[p + 1]!;
+        p += 2;
+        if (p + len > size) break;
+        out.push(viewOf(source, p, p + len));
+        p += len;
+      } else if (b === 0xf0) {
+        if (p + 5 > size) break;
+        len = u32le(bytes, p + 1);
+        p += 5;
+        if (p + len > size) break;
+        out.push(viewOf(source, p, p + len));
+        p += len;
+      } else if (b === 0xf1) {
+        if (p + 3 > size) break;
+        out.push(intToBuffer(((bytes[p + 1]! | (bytes[p + 2]! << 8)) << 16) >> 16));
+        p += 3;
+      } else if (b === 0xf2) {
+        if (p + 4 > size) break;
+        out.push(
+          intToBuffer(((bytes[p + 1]! | (bytes[p + 2]! << 8) | (bytes[p + 3]! << 16)) << 8) >> 8),
+        );
+        p += 4;
+      } else if (b === 0xf3) {
+        if (p + 5 > size) break;
+        out.push(intToBuffer(u32le(bytes, p + 1) | 0));
+        p += 5;
+      } else if (b === 0xf4) {
+        if (p + 9 > size) break;
+        out.push(elementToBuffer(narrow(bytes.readBigInt64LE(p + 1))));
+        p += 9;
+      } else {
+        break;
+      }
+      // The back-length, 7 bits per byte (as checkBacklen reads it); the 1- and 2-byte forms.
+      len = p - start;
+      if (len < 128) {
+        if (p >= size || (bytes[p]! & 0x7f) !== len) break;
+        p += 1;
+      } else if (len < 16384) {
+        if (p + 2 > size || (((bytes[p]! & 0x7f) << 7) | (bytes[p + 1]! & 0x7f)) !== len) break;
+        p += 2;
+      } else {
+        p = checkBacklenAt(bytes, p, len);
+        if (p < 0) break;
+      }
+    }
+  }
+  // Irregular: let the general decoder find (and report) the problem.
+  out.length = first;
+  for (const e of decodeListpack(blob)) out.push(elementToBuffer(e));
+}
+
+/** {@link checkBacklen} without a reader: the position after it, or -1 when it does not match. */
+function checkBacklenAt(bytes: Buffer, p: number, len: number): number {
+  const size = backlenSize(len);
+  if (p + size > bytes.length) return -1;
+  let v = 0;
+  for (let i = 0; i < size; i++) v = v * 128 + (bytes[p + i]! & 0x7f);
+  return v === len ? p + size : -1;
 }
 
 function readEntry(r: BlobReader): CompactElement {

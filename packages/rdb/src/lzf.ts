@@ -11,6 +11,7 @@
  * instead of an out-of-bounds read or a wrong-sized result.
  */
 import { RdbCorruptError } from './errors.js';
+import { allocBytes } from './buffer-view.js';
 
 /** Longest literal run one control byte can announce. */
 const MAX_LITERAL = 32;
@@ -19,8 +20,17 @@ const MAX_MATCH = 264;
 /** Farthest a back-reference can reach (13 bits of distance, plus one). */
 const MAX_DISTANCE = 8192;
 const HASH_BITS = 14;
-/** From this length on a back-reference is copied natively (`copyWithin`/`fill`), not bytewise. */
-const NATIVE_COPY = 16;
+/**
+ * From this length on a back-reference is copied natively (`copyWithin`/`fill`), not bytewise:
+ * a native copy costs about as much as a dozen bytes copied in a loop, whatever its length.
+ */
+const NATIVE_COPY = 12;
+/**
+ * `Uint8Array`'s own methods, called on the output Buffer: `Buffer` inherits them, but calling
+ * them through the prototype that defines them keeps the call site monomorphic and cheaper.
+ */
+// eslint-disable-next-line @typescript-eslint/unbound-method -- only ever called with `.call`
+const { copyWithin, fill } = Uint8Array.prototype;
 
 /**
  * Decompresses an LZF block whose decompressed size is known (RDB stores it next to the data).
@@ -46,7 +56,7 @@ export function lzfDecompressRange(
   expectedLength: number,
   offset = 0,
 ): Buffer {
-  const out = Buffer.allocUnsafe(expectedLength);
+  const out = allocBytes(expectedLength);
   const base = offset - start;
   let ip = start;
   let op = 0;
@@ -76,20 +86,22 @@ export function lzfDecompressRange(
       // in this copy must be read again (that is how LZF encodes long runs).
       for (let k = 0; k < len; k++) out[op + k] = out[ref + k]!;
     } else if (distance >= len) {
-      out.copyWithin(op, ref, ref + len);
+      copyWithin.call(out, op, ref, ref + len);
     } else if (distance === 1) {
       // `Uint8Array#fill`: without the argument checks of `Buffer#fill`, which cost more here.
-      Uint8Array.prototype.fill.call(out, out[ref]!, op, op + len);
+      fill.call(out, out[ref]!, op, op + len);
     } else {
-      // Overlapping: from `ref` on, the output repeats with period `distance`, so any already
-      // written stretch that starts at the right phase can be copied at once. The stretches
-      // roughly double each time; the first few bytes go one by one.
+      // Overlapping: from `ref` on, the output repeats with period `distance`. Copying from `ref`
+      // as much as is already written (a whole number of periods, which doubles every step)
+      // never reads a byte this copy has yet to write.
       let done = 0;
-      for (; done < NATIVE_COPY; done++) out[op + done] = out[ref + done]!;
       while (done < len) {
-        const phase = done % distance;
-        const n = Math.min(len - done, distance + done - phase);
-        out.copyWithin(op + done, ref + phase, ref + phase + n);
+        const n = Math.min(len - done, distance + done);
+        if (n < NATIVE_COPY) {
+          for (let k = 0; k < n; k++) out[op + done + k] = out[ref + k]!;
+        } else {
+          copyWithin.call(out, op + done, ref, ref + n);
+        }
         done += n;
       }
     }

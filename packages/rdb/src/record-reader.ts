@@ -19,6 +19,7 @@ import {
   typeName,
 } from './value-decoder.js';
 import { ModuleOpcode } from './constants.js';
+import { StringSequence, isStringSequenceType } from './string-sequence.js';
 import { NeedMoreData, RdbCursor } from './cursor.js';
 import { RdbBadMagicError, RdbUnknownTypeError, RdbUnsupportedVersionError } from './errors.js';
 import type { RdbMagic } from './constants.js';
@@ -67,6 +68,8 @@ export interface UnitState {
   replay: boolean;
   /** Reused to decode values from their `raw` copy (in views mode). */
   valueCursor: RdbCursor;
+  /** Reused to decode values that are sequences of strings in one pass. */
+  strings: StringSequence;
 }
 
 /** A fresh {@link UnitState}. */
@@ -79,6 +82,7 @@ export function newUnitState(version: number, flavor: RdbFlavor, decodeValues: b
     decodeValues,
     replay: false,
     valueCursor: new RdbCursor(EMPTY, 0, 0, true, true),
+    strings: new StringSequence(),
   };
 }
 
@@ -229,14 +233,24 @@ function readKey(
   const valueStart = cur.pos;
   let value: RdbValue | undefined;
   let raw: Buffer;
-  if (!st.replay && delimitValue(cur, typeCode, st, valueStart)) {
+  const strings = st.strings;
+  if (
+    st.decodeValues &&
+    !st.replay &&
+    isStringSequenceType(typeCode) &&
+    strings.read(cur, typeCode)
+  ) {
+    // Decoded in one pass from the window (see string-sequence.ts), then copied.
+    raw = cur.copyWithPrefix(typeCode, valueStart, cur.pos);
+    value = strings.toValue(typeCode, cur.copySource, valueStart);
+  } else if (!st.replay && delimitValue(cur, typeCode, st, valueStart)) {
     // The value is delimited: copy it once as `raw`, then decode from that copy, so strings of
     // the value can be views of `raw` rather than copies of their own.
-    raw = rawCopy(cur.buf, typeCode, valueStart, cur.pos);
+    raw = cur.copyWithPrefix(typeCode, valueStart, cur.pos);
     if (st.decodeValues) {
       const vc = st.valueCursor;
       // raw[0] is the type byte; raw[1] is the file byte at valueStart.
-      vc.reset(raw, 1, cur.base + valueStart - 1, true);
+      vc.reset(raw, 1, cur.base + valueStart - 1, true, cur.copySource);
       value = decodeValueBody(vc, typeCode, st.flavor);
       if (vc.pos !== raw.length) {
         throw cur.corrupt(`value decodes to ${vc.pos - 1} bytes, framing says ${raw.length - 1}`);
@@ -246,7 +260,7 @@ function readKey(
     // Types without a framing walk (streams, modules), or a replay: decode in one pass.
     const decoded = decodeValueBody(cur, typeCode, st.flavor);
     if (st.decodeValues) value = decoded;
-    raw = rawCopy(cur.buf, typeCode, valueStart, cur.pos);
+    raw = cur.copyWithPrefix(typeCode, valueStart, cur.pos);
   }
   const encoding = encodingName(typeCode);
   const type = value === undefined ? typeName(typeCode) : value.type;
@@ -293,19 +307,3 @@ function delimitValue(
     throw err;
   }
 }
-
-/** The RESTORE form of a value: type byte + `buf[start..end)` (the key sits between in a file). */
-function rawCopy(buf: Buffer, typeCode: number, start: number, end: number): Buffer {
-  const n = end - start;
-  const raw = Buffer.allocUnsafe(1 + n);
-  raw[0] = typeCode;
-  if (n < SMALL_COPY) {
-    for (let i = 0; i < n; i++) raw[1 + i] = buf[start + i]!;
-  } else {
-    buf.copy(raw, 1, start, end);
-  }
-  return raw;
-}
-
-/** Below this size a byte loop beats `Buffer#copy`. */
-const SMALL_COPY = 64;

@@ -6,11 +6,11 @@
  * as their hashtable/skiplist counterparts, so callers see one shape per Redis type whatever the
  * server chose to store.
  */
-import { decodeIntset } from './intset.js';
-import { decodeListpack } from './listpack.js';
+import { decodeIntsetStrings } from './intset.js';
+import { decodeListpack, decodeListpackStrings } from './listpack.js';
 import { decodeModuleId, readModuleBody } from './module-value.js';
 import { decodeStream } from './stream-decoder.js';
-import { decodeZiplist } from './ziplist.js';
+import { decodeZiplist, decodeZiplistStrings } from './ziplist.js';
 import { decodeZipmap } from './zipmap.js';
 import { QuicklistContainer, RdbType } from './constants.js';
 import { elementToBigInt, elementToBuffer } from './blob-reader.js';
@@ -261,12 +261,21 @@ function decodeByType(cur: RdbCursor, typeCode: number, flavor: RdbFlavor): RdbV
         type: 'hash',
         value: decodeZipmap(cur.blob()).map(([field, value]) => ({ field, value })),
       };
-    case RdbType.LIST_ZIPLIST:
-      return { type: 'list', value: decodeZiplist(cur.blob()).map(elementToBuffer) };
-    case RdbType.SET_INTSET:
-      return { type: 'set', value: decodeIntset(cur.blob()).map(elementToBuffer) };
-    case RdbType.SET_LISTPACK:
-      return { type: 'set', value: decodeListpack(cur.blob()).map(elementToBuffer) };
+    case RdbType.LIST_ZIPLIST: {
+      const out: Buffer[] = [];
+      decodeZiplistStrings(cur.blob(), out);
+      return { type: 'list', value: out };
+    }
+    case RdbType.SET_INTSET: {
+      const out: Buffer[] = [];
+      decodeIntsetStrings(cur.blob(), out);
+      return { type: 'set', value: out };
+    }
+    case RdbType.SET_LISTPACK: {
+      const out: Buffer[] = [];
+      decodeListpackStrings(cur.blob(), out);
+      return { type: 'set', value: out };
+    }
     case RdbType.ZSET_ZIPLIST:
     case RdbType.ZSET_LISTPACK: {
       const blob = cur.blob();
@@ -276,7 +285,9 @@ function decodeByType(cur: RdbCursor, typeCode: number, flavor: RdbFlavor): RdbV
     case RdbType.HASH_ZIPLIST:
     case RdbType.HASH_LISTPACK: {
       const blob = cur.blob();
-      const els = typeCode === RdbType.HASH_ZIPLIST ? decodeZiplist(blob) : decodeListpack(blob);
+      const els: Buffer[] = [];
+      if (typeCode === RdbType.HASH_ZIPLIST) decodeZiplistStrings(blob, els);
+      else decodeListpackStrings(blob, els);
       return { type: 'hash', value: pairsToHash(els, blob) };
     }
     case RdbType.LIST_QUICKLIST:
@@ -320,7 +331,7 @@ function readQuicklist(cur: RdbCursor, typeCode: number): Buffer[] {
   const out: Buffer[] = [];
   for (let i = 0; i < nodes; i++) {
     if (typeCode === RdbType.LIST_QUICKLIST) {
-      for (const e of decodeZiplist(cur.blob())) out.push(elementToBuffer(e));
+      decodeZiplistStrings(cur.blob(), out);
       continue;
     }
     const at = cur.offset;
@@ -329,7 +340,7 @@ function readQuicklist(cur: RdbCursor, typeCode: number): Buffer[] {
       // A PLAIN node holds one element too big for a listpack.
       out.push(cur.string());
     } else if (container === QuicklistContainer.PACKED) {
-      for (const e of decodeListpack(cur.blob())) out.push(elementToBuffer(e));
+      decodeListpackStrings(cur.blob(), out);
     } else {
       throw cur.corrupt(`invalid quicklist container ${container}`, at);
     }
@@ -351,12 +362,10 @@ function pairsToZset(els: CompactElement[], blob: Blob): ZsetEntry[] {
   return out;
 }
 
-function pairsToHash(els: CompactElement[], blob: Blob): HashEntry[] {
+function pairsToHash(els: Buffer[], blob: Blob): HashEntry[] {
   if (els.length % 2 !== 0) throw blobCorrupt(blob, 'odd number of hash elements');
   const out: HashEntry[] = [];
-  for (let i = 0; i < els.length; i += 2) {
-    out.push({ field: elementToBuffer(els[i]!), value: elementToBuffer(els[i + 1]!) });
-  }
+  for (let i = 0; i < els.length; i += 2) out.push({ field: els[i]!, value: els[i + 1]! });
   return out;
 }
 

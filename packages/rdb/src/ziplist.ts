@@ -7,7 +7,9 @@
  * data. Integer encodings come back as numbers (bigint beyond 2^53); callers turn them into the
  * decimal text Redis would reply with.
  */
-import { BlobReader } from './blob-reader.js';
+import { BlobReader, elementToBuffer, narrow } from './blob-reader.js';
+import { intToBuffer, u32le } from './number-bytes.js';
+import { viewOf, viewSource } from './buffer-view.js';
 import type { Blob } from './cursor.js';
 import type { CompactElement } from './blob-reader.js';
 
@@ -41,6 +43,88 @@ export function decodeZiplist(blob: Blob): CompactElement[] {
     throw r.corrupt(`header says ${declaredCount} entries, found ${out.length}`, 8);
   }
   return out;
+}
+
+/**
+ * {@link decodeZiplist} for callers that want every element as the string Redis would reply
+ * with: appends them to `out`, integers as decimal text, strings as views of the blob, without
+ * an element array in between. On anything irregular it hands over to {@link decodeZiplist},
+ * which reports the problem exactly as it always has.
+ */
+export function decodeZiplistStrings(blob: Blob, out: Buffer[]): void {
+  const bytes = blob.bytes;
+  const size = bytes.length;
+  const first = out.length;
+  if (size >= HEADER_SIZE + 1 && u32le(bytes, 0) === size) {
+    const source = viewSource(bytes);
+    let p = HEADER_SIZE;
+    while (p < size) {
+      if (bytes[p] === ZIP_END) {
+        const declared = bytes[8]! | (bytes[9]! << 8);
+        if (p + 1 === size && (declared === 0xffff || declared === out.length - first)) return;
+        break;
+      }
+      if (bytes[p] === ZIP_BIG_PREVLEN) p += 4;
+      p++;
+      if (p >= size) break;
+      const enc = bytes[p++]!;
+      let len = -1;
+      switch (enc >> 6) {
+        case 0:
+          len = enc & 0x3f;
+          break;
+        case 1:
+          if (p >= size) break;
+          len = ((enc & 0x3f) << 8) | bytes[p++]!;
+          break;
+        case 2:
+          if (enc !== 0x80 || p + 4 > size) break;
+          len = bytes.readUInt32BE(p);
+          p += 4;
+          break;
+        default: {
+          let width = 0;
+          if (enc === 0xc0) width = 2;
+          else if (enc === 0xd0) width = 4;
+          else if (enc === 0xe0) width = 8;
+          else if (enc === 0xf0) width = 3;
+          else if (enc === 0xfe) width = 1;
+          else if (enc >= 0xf1 && enc <= 0xfd) {
+            out.push(intToBuffer((enc & 0x0f) - 1));
+            continue;
+          } else {
+            len = -2;
+            break;
+          }
+          if (p + width > size) {
+            len = -2;
+            break;
+          }
+          if (width === 8) out.push(elementToBuffer(narrow(bytes.readBigInt64LE(p))));
+          else out.push(intToBuffer(smallIntLE(bytes, p, width)));
+          p += width;
+          continue;
+        }
+      }
+      if (len < 0 || p + len > size) {
+        p = -1;
+        break;
+      }
+      out.push(viewOf(source, p, p + len));
+      p += len;
+    }
+  }
+  // Irregular: let the general decoder find (and report) the problem.
+  out.length = first;
+  for (const e of decodeZiplist(blob)) out.push(elementToBuffer(e));
+}
+
+/** The signed little-endian integer of 1-4 bytes at `bytes[p]` (in bounds). */
+function smallIntLE(bytes: Buffer, p: number, width: number): number {
+  const shift = 32 - 8 * width;
+  let v = bytes[p]!;
+  for (let i = 1; i < width; i++) v |= bytes[p + i]! << (8 * i);
+  return (v << shift) >> shift;
 }
 
 function readEntry(r: BlobReader): CompactElement {
