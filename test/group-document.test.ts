@@ -294,11 +294,60 @@ describe('group document across two regions', () => {
       'right is gone',
     ]);
     expect(forced.result).toMatchObject({ linkState: 'force-unlinked' });
+    // The other side, which does not know yet, does the same: after the heal no region is linked
+    // (the next test recovers from that).
+    const mutual = await h.cli('right', [
+      'unlink',
+      'left',
+      '--force',
+      '--yes',
+      '--reason',
+      'left is gone',
+    ]);
+    expect(mutual.code, mutual.stderr).toBe(0);
     await group.healRegion('right');
     await waitFor(
       () => h.health('right'),
       (doc) => doc?.fenced === true,
       { timeoutMs: 20_000 },
     );
+  });
+
+  it('recovery - after both sides of a partition force-unlinked each other, link --force brings the chosen region back', async () => {
+    await waitFor(
+      async () => [await h.view('left'), await h.view('right')],
+      (views) =>
+        views.every(
+          (v) =>
+            v.regions.every((r) => r.linkState === 'force-unlinked') &&
+            v.heads.join() === views[0]!.heads.join(),
+        ),
+      { timeoutMs: 30_000, intervalMs: 250, what: 'both regions force-unlinked everywhere' },
+    );
+    // Without a linked region nothing can be voted; a normal link is refused, a forced one
+    // without --yes too.
+    const normal = await h.cli('left', ['link', 'left']);
+    expect(normal.code).toBe(6);
+    const unconfirmed = await h.cli('left', ['link', 'left', '--force']);
+    expect(unconfirmed.code).toBe(2);
+    const recovered = await h.json<OperationView>('left', [
+      'link',
+      'left',
+      '--force',
+      '--yes',
+      '--reason',
+      'left keeps its data',
+    ]);
+    expect(recovered.status).toBe('succeeded');
+    expect(recovered.forced?.reason).toBe('left keeps its data');
+    await waitFor(
+      () => h.health('left'),
+      (doc) => doc?.fenced === false && doc.linkState === 'linked',
+      { timeoutMs: 20_000, what: 'left linked and no longer fenced' },
+    );
+    // Now a linked region exists: --force is refused, a normal link is the way.
+    const again = await h.cli('left', ['link', 'right', '--force', '--yes', '--json']);
+    expect(again.code).toBe(6);
+    expect(again.stderr).toContain('link.force-not-needed');
   });
 });

@@ -68,7 +68,8 @@ export class OperationRunner {
     const retried =
       clientToken !== null && this.#ctx.plane.document.operationByToken(clientToken) !== undefined;
     if (!retried) this.#validate(request);
-    const forced = request.kind === 'unlink' && request.force === true;
+    // A forced link is the recovery of a group left without any linked region (see #validate).
+    const forced = request.force === true;
     const params = {
       region: request.region,
       force: forced,
@@ -221,6 +222,10 @@ export class OperationRunner {
 
   #validate(request: MembershipRequest): void {
     const { plane } = this.#ctx;
+    if (request.kind === 'link' && request.force === true) {
+      this.#validateRecovery(request);
+      return;
+    }
     if (plane.linkState !== 'linked') {
       throw new ConflictError(
         'group.not-linked',
@@ -317,6 +322,39 @@ export class OperationRunner {
     }
   }
 
+  /**
+   * `link R --force`: the way out of a group with no linked region left, which two regions that
+   * force-unlinked each other during a partition leave behind (each agent is then fenced, and no
+   * vote can be held). The operator chooses the region whose data stands; the others rejoin it
+   * with `link --resync`. Refused whenever a linked region exists: then a normal, voted link is
+   * the way.
+   */
+  #validateRecovery(request: MembershipRequest): void {
+    const doc = this.#ctx.plane.document;
+    const linked = doc.linkedRegions();
+    if (linked.length > 0) {
+      throw new ConflictError(
+        'link.force-not-needed',
+        `${linked.join(', ')} ${linked.length === 1 ? 'is' : 'are'} linked: --force is only for a group with no linked region left`,
+        { hint: `link ${request.region} without --force (a vote of the linked regions)` },
+      );
+    }
+    const target = doc.region(request.region);
+    if (target === undefined) {
+      throw unknownRegion(
+        request.region,
+        doc.regions().map((r) => r.name),
+      );
+    }
+    if (request.yes !== true) {
+      throw new UsageError(
+        'usage.confirmation-required',
+        `linking ${request.region} by force makes its data the group's; it needs --yes`,
+        { hint: `repeat with --force --yes --reason "..."` },
+      );
+    }
+  }
+
   async #execute(operation: OperationView): Promise<void> {
     const { plane } = this.#ctx;
     const doc = plane.document;
@@ -324,6 +362,20 @@ export class OperationRunner {
     doc.updateOperation(operation.id, { status: 'running' });
     try {
       const by = { region: this.#ctx.region, operationId: operation.id };
+      if (operation.kind === 'link' && operation.params.force === true) {
+        doc.setLinkState(target, 'linked', { ...by, forced: operation.forced });
+        doc.updateOperation(operation.id, {
+          status: 'succeeded',
+          result: {
+            region: target,
+            linkState: 'linked',
+            epoch: doc.epoch,
+            forced: operation.forced,
+            note: 'the group had no linked region; relink the others with --resync',
+          },
+        });
+        return;
+      }
       if (operation.kind === 'unlink' && operation.params.force === true) {
         doc.setLinkState(target, 'force-unlinked', { ...by, forced: operation.forced });
         this.#abandonOperationsOf(target);

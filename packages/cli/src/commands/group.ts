@@ -188,11 +188,16 @@ export function makeLinkCommand(): Command {
       .description('link a region into the group (votes of a majority of linked regions)')
       .argument('<region>')
       .option('--resync', 'for a force-unlinked region: replace its data with the group data')
-      .option('--yes', 'confirm --resync'),
+      .option(
+        '--force',
+        'recovery only: link without a vote when no region of the group is linked any more',
+      )
+      .option('--reason <text>', 'why (recorded with a forced link)')
+      .option('--yes', 'confirm --resync or --force'),
   ).action(
     async (
       region: string,
-      opts: ChangeOptions & { resync?: boolean; yes?: boolean },
+      opts: ChangeOptions & { resync?: boolean; yes?: boolean; force?: boolean; reason?: string },
       command: Command,
     ) => {
       await submitAndWait(
@@ -203,7 +208,9 @@ export function makeLinkCommand(): Command {
           kind: 'link',
           region,
           resync: opts.resync === true,
+          force: opts.force === true,
           yes: opts.yes === true,
+          ...(opts.reason === undefined ? {} : { reason: opts.reason }),
         },
         opts.via,
       );
