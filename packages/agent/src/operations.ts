@@ -438,8 +438,9 @@ export class OperationRunner {
             ...(resync
               ? {
                   note:
-                    'divergent data of the region was not exported: RDB snapshot export is not available yet; ' +
-                    'once replication lands, the region is resynchronised from the group',
+                    'the region was linked but its data was not replaced: copying the group data on relink is not ' +
+                    'built yet (docs/roadmap.md). Its writes made while it was out are not merged; keys written ' +
+                    'since anywhere converge, others may differ until written again',
                 }
               : {}),
           },
