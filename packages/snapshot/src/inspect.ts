@@ -5,7 +5,7 @@
  * top-10 list holds ten keys).
  */
 import { GeorepError } from '@georep/core';
-import { parseRdb, RdbError, type RdbEofRecord, type RdbValueType } from '@georep/rdb';
+import { parseRdbBatches, RdbError, type RdbEofRecord, type RdbValueType } from '@georep/rdb';
 import { printableKey } from './printable.js';
 import { ByteCounter } from './source.js';
 
@@ -90,49 +90,52 @@ export async function inspectRdb(source: AsyncIterable<Uint8Array>): Promise<Rdb
     return m;
   };
   const top: BigKey[] = [];
-  for await (const rec of parseRdb(counter.count(source))) {
-    switch (rec.kind) {
-      case 'header':
-        result.header = { magic: rec.magic, version: rec.version };
-        break;
-      case 'aux':
-        result.aux[rec.name] = rec.value.toString('latin1');
-        break;
-      case 'function':
-        result.functions++;
-        break;
-      case 'module-aux':
-        module(rec.moduleName).aux = true;
-        break;
-      case 'eof':
-        result.checksum = rec.checksum;
-        break;
-      case 'key': {
-        result.keys++;
-        let d = dbs.get(rec.db);
-        if (d === undefined) {
-          dbs.set(rec.db, (d = { db: rec.db, keys: 0, expires: 0, byType: {}, byEncoding: {} }));
+  // Batches: one await per batch of records instead of one per record.
+  for await (const batch of parseRdbBatches(counter.count(source))) {
+    for (const rec of batch) {
+      switch (rec.kind) {
+        case 'header':
+          result.header = { magic: rec.magic, version: rec.version };
+          break;
+        case 'aux':
+          result.aux[rec.name] = rec.value.toString('latin1');
+          break;
+        case 'function':
+          result.functions++;
+          break;
+        case 'module-aux':
+          module(rec.moduleName).aux = true;
+          break;
+        case 'eof':
+          result.checksum = rec.checksum;
+          break;
+        case 'key': {
+          result.keys++;
+          let d = dbs.get(rec.db);
+          if (d === undefined) {
+            dbs.set(rec.db, (d = { db: rec.db, keys: 0, expires: 0, byType: {}, byEncoding: {} }));
+          }
+          d.keys++;
+          if (rec.expireAtMs !== undefined) d.expires++;
+          d.byType[rec.type] = (d.byType[rec.type] ?? 0) + 1;
+          d.byEncoding[rec.encoding] = (d.byEncoding[rec.encoding] ?? 0) + 1;
+          if (rec.type === 'module') module(rec.value.moduleName).keys++;
+          result.memoryEstimateBytes +=
+            rec.raw.length +
+            PER_KEY_OVERHEAD +
+            rec.key.length +
+            (rec.expireAtMs === undefined ? 0 : PER_EXPIRE_OVERHEAD);
+          const size = rec.raw.length;
+          if (top.length < TOP_N || size > top[top.length - 1]!.bytes) {
+            top.push({ db: rec.db, key: printableKey(rec.key), type: rec.type, bytes: size });
+            top.sort((a, b) => b.bytes - a.bytes);
+            if (top.length > TOP_N) top.pop();
+          }
+          break;
         }
-        d.keys++;
-        if (rec.expireAtMs !== undefined) d.expires++;
-        d.byType[rec.type] = (d.byType[rec.type] ?? 0) + 1;
-        d.byEncoding[rec.encoding] = (d.byEncoding[rec.encoding] ?? 0) + 1;
-        if (rec.type === 'module') module(rec.value.moduleName).keys++;
-        result.memoryEstimateBytes +=
-          rec.raw.length +
-          PER_KEY_OVERHEAD +
-          rec.key.length +
-          (rec.expireAtMs === undefined ? 0 : PER_EXPIRE_OVERHEAD);
-        const size = rec.raw.length;
-        if (top.length < TOP_N || size > top[top.length - 1]!.bytes) {
-          top.push({ db: rec.db, key: printableKey(rec.key), type: rec.type, bytes: size });
-          top.sort((a, b) => b.bytes - a.bytes);
-          if (top.length > TOP_N) top.pop();
-        }
-        break;
+        default:
+          break;
       }
-      default:
-        break;
     }
   }
   result.dbs = [...dbs.values()];
@@ -164,9 +167,11 @@ export async function verifyRdb(source: AsyncIterable<Uint8Array>): Promise<RdbV
   let keys = 0;
   let checksum: RdbVerification['checksum'] = 'failed';
   try {
-    for await (const rec of parseRdb(counter.count(source))) {
-      if (rec.kind === 'key') keys++;
-      else if (rec.kind === 'eof') checksum = rec.checksum;
+    for await (const batch of parseRdbBatches(counter.count(source))) {
+      for (const rec of batch) {
+        if (rec.kind === 'key') keys++;
+        else if (rec.kind === 'eof') checksum = rec.checksum;
+      }
     }
   } catch (err) {
     const error = {
