@@ -4,16 +4,12 @@
  * restarts and an outage, two agents of one region sharing the slots, and a failing run visible
  * in status and metrics until the region recovers.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HistoryEventView, OperationView, StatusReport } from '@georep/core';
 import {
-  ManagedProcess,
-  agentConfigFor,
-  fetchAgentHealth,
-  getFreePort,
   planGroup,
   startGroup,
   tempDir,
@@ -21,7 +17,7 @@ import {
   type GroupPlan,
   type LocalGroup,
 } from '@georep/testkit';
-import { agentCommand, georep } from './helpers.js';
+import { agentCommand, georep, startTwinAgent } from './helpers.js';
 
 /** What `schedule list --json` returns per schedule (the fields the suite reads). */
 interface ListEntry {
@@ -245,34 +241,12 @@ describe('snapshot schedules', () => {
 
   it('schedule - two agents of one region take one snapshot per slot', async () => {
     const region = plan.regions.find((r) => r.name === 'eu-west')!;
-    const twinDir = join(dir, 'eu-west-twin');
-    mkdirSync(twinDir, { recursive: true });
-    const httpPort = await getFreePort();
-    const configFile = join(twinDir, 'agent.json');
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        ...agentConfigFor(plan, region),
-        dataDir: twinDir,
-        http: { host: '127.0.0.1', port: httpPort },
-        sentinel: false,
-      }),
-    );
-    const { command, args } = agentCommand(configFile);
-    const twin = await ManagedProcess.start({
-      name: 'agent eu-west (twin)',
-      command,
-      args,
-      logFile: join(twinDir, 'agent.log'),
-      ready: async () => (await fetchAgentHealth('127.0.0.1', httpPort)) !== null,
-    });
+    const twinAgent = await startTwinAgent(plan, 'eu-west', join(dir, 'eu-west-twin'));
+    const twin = twinAgent.process;
+    const { httpPort } = twinAgent;
+    const twinDir = twinAgent.dir;
     try {
       // Both agents have the schedule before its first slot.
-      await waitFor(
-        () => fetchAgentHealth('127.0.0.1', httpPort),
-        (h) => h?.ok === true,
-        { timeoutMs: 20_000, what: 'the twin agent healthy' },
-      );
       await json([
         'snapshot',
         'schedule',
