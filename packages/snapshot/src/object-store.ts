@@ -34,6 +34,10 @@ const META_KEY = 'georep-snapshot';
 const CHUNK_BYTES = 256 * 1024;
 /** Chunks requested per fetch when reading: bounds read-ahead memory to about 2 MB. */
 const FETCH_CHUNKS = 8;
+/** How long one fetch of chunks waits for the server. */
+const FETCH_EXPIRES_MS = 3000;
+/** Empty fetches in a row after which the object is missing chunks (about 30 s). */
+const FETCH_ATTEMPTS = 10;
 const READ_CHUNK = 1024 * 1024;
 
 /**
@@ -199,11 +203,15 @@ export class ObjectStoreSnapshotStore implements SnapshotStore {
     });
     const sha = createHash('sha256');
     let received = 0;
+    let emptyFetches = 0;
     try {
       while (received < info.chunks) {
+        // Short fetches, retried: across a gateway a pull request (or its answer) can be lost
+        // while the gateway learns the reply subject's interest, and one long fetch would then
+        // wait its whole expiry for nothing.
         const batch = await consumer.fetch({
           max_messages: Math.min(FETCH_CHUNKS, info.chunks - received),
-          expires: 30_000,
+          expires: FETCH_EXPIRES_MS,
         });
         let got = 0;
         for await (const m of batch) {
@@ -212,7 +220,8 @@ export class ObjectStoreSnapshotStore implements SnapshotStore {
           sha.update(m.data);
           yield m.data;
         }
-        if (got === 0) {
+        emptyFetches = got === 0 ? emptyFetches + 1 : 0;
+        if (emptyFetches >= FETCH_ATTEMPTS) {
           throw new SnapshotCorruptError(
             info.name,
             'size',
