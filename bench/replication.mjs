@@ -13,7 +13,7 @@
 // A phase whose writes have not all arrived within its wait leaves a backlog behind; the next
 // phase then runs on a fresh group so that its figures are its own (the old group's logs stay).
 // Usage: npm run bench:replication [-- --seconds 10 --rates 1000,10000 --blast 200000
-//        --mem-keys 100000 --hashes 10000 --drain-seconds 15]
+//        --mem-keys 100000 --hashes 10000 --drain-seconds 15 --replicas 0]
 // BENCH_AGENT_NODE_ARGS passes node options to the agents (e.g. "--cpu-prof --cpu-prof-dir=DIR").
 // Loopback only; every loop is bounded. Build first: npx turbo run build (or npm run setup).
 import { execFile } from 'node:child_process';
@@ -34,6 +34,8 @@ const { values } = parseArgs({
     'mem-keys': { type: 'string', default: '100000' },
     hashes: { type: 'string', default: '10000' },
     'drain-seconds': { type: 'string', default: '15' },
+    // Replicas per primary: with one, every batch waits for the replica (replicaAckTimeoutMs).
+    replicas: { type: 'string', default: '0' },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -136,11 +138,13 @@ async function startBenchGroup() {
     group: GROUP,
     dir: join(root, `group-${++groups}`),
     regions: REGIONS,
-    replicas: 0,
+    replicas: Number(values.replicas),
     ports: 'free',
     health: { intervalMs: 1000, downAfterMs: 5000 },
   });
-  console.log(`starting group ${groups}: ${REGIONS.join(', ')} (1 primary each, agents) ...`);
+  console.log(
+    `starting group ${groups}: ${REGIONS.join(', ')} (1 primary${Number(values.replicas) > 0 ? ` + ${values.replicas} replica(s)` : ''} each, agents) ...`,
+  );
   console.log(`  agent logs: ${plan.dir}/<region>/agent/agent.log`);
   const group = await startGroup(plan, {
     agentCommand: (f) => ({

@@ -224,10 +224,11 @@ export const agentConfigSchema = z
          */
         /**
          * How long a captured batch may wait for a replica of the primary to have it before it is
-         * sent to the other regions anyway; 0 sends at once. Waiting means a failover never loses
-         * a write that other regions already applied.
+         * sent to the other regions anyway; 0 (the default) sends at once. Waiting means a failover
+         * never loses a write that other regions already applied, at a cost in lag under load
+         * (docs/replication-internals.md).
          */
-        replicaAckTimeoutMs: z.number().int().min(0).max(10_000).default(50),
+        replicaAckTimeoutMs: z.number().int().min(0).max(10_000).default(0),
         autoForceUnlinkAfterMs: z
           .number()
           .int()
@@ -255,7 +256,7 @@ export const agentConfigSchema = z
         streamMaxBytes: 1024 * 1024 * 1024,
         watermarkIntervalMs: 30_000,
         autoForceUnlinkAfterMs: null,
-        replicaAckTimeoutMs: 50,
+        replicaAckTimeoutMs: 0,
         gcIntervalMs: 60_000,
         gcMinAgeMs: 3_600_000,
       }),
