@@ -188,7 +188,6 @@ export class Agent {
       plane: this.plane,
       runner: this.#runner,
       healthOf: (region) => this.report().regions.find((r) => r.name === region)?.state,
-      askVote: (region, proposal) => this.#askVote(region, proposal),
       regionStatus: (region) => this.#regionStatus(region),
       report: () => this.report(),
       onRoutingChange: () => this.#topologyChanged(),

@@ -215,6 +215,49 @@ export class OperationRunner {
     }
   }
 
+  /**
+   * Holds the vote of the linked regions on `kind` of `target` for an operation: resolves with the
+   * ballots when a majority said yes and the group did not change meanwhile (same epoch, and
+   * `changed()` returns null), else throws `vote.no-quorum` or `vote.stale`. This agent's grant is
+   * released either way.
+   */
+  async vote(
+    kind: string,
+    target: string,
+    operationId: string,
+    changed: () => string | null = () => null,
+  ): Promise<{ voter: string; yes: boolean }[]> {
+    const { plane } = this.#ctx;
+    const doc = plane.document;
+    const proposal: Proposal = {
+      operationId,
+      kind,
+      target,
+      proposer: this.#ctx.region,
+      epoch: doc.epoch,
+    };
+    try {
+      const votes = await collectVotes(proposal, doc.linkedRegions(), (region, p) =>
+        region === this.#ctx.region ? Promise.resolve(plane.vote(p)) : this.#ctx.askVote(region, p),
+      );
+      if (!votes.passed) throw noQuorumError(votes);
+      // The vote took time: another change may have been merged meanwhile. Then this proposal was
+      // based on an old state and must not be applied over it.
+      const change =
+        doc.epoch !== proposal.epoch ? `epoch ${proposal.epoch} → ${doc.epoch}` : changed();
+      if (change !== null) {
+        throw new ConflictError(
+          'vote.stale',
+          `the group changed while votes were collected (${change})`,
+          { hint: 'check georep group show and repeat the request if it still applies' },
+        );
+      }
+      return votes.ballots.map((b) => ({ voter: b.voter, yes: b.yes }));
+    } finally {
+      plane.voter.release(operationId);
+    }
+  }
+
   /** Waits for operations in flight (shutdown, tests). */
   async idle(): Promise<void> {
     await Promise.allSettled([...this.#running]);
@@ -390,31 +433,12 @@ export class OperationRunner {
         });
         return;
       }
-      const electorate = doc.linkedRegions();
       const stateAtProposal = doc.region(target)?.linkState;
-      const proposal: Proposal = {
-        operationId: operation.id,
-        kind: operation.kind,
-        target,
-        proposer: this.#ctx.region,
-        epoch: doc.epoch,
-      };
-      const votes = await collectVotes(proposal, electorate, (region, p) =>
-        region === this.#ctx.region ? Promise.resolve(plane.vote(p)) : this.#ctx.askVote(region, p),
+      const ballots = await this.vote(operation.kind, target, operation.id, () =>
+        doc.region(target)?.linkState === stateAtProposal
+          ? null
+          : `${target} changed its link state`,
       );
-      if (!votes.passed) throw noQuorumError(votes);
-      // The vote took time: another change may have been merged meanwhile. Then this proposal was
-      // based on an old state and must not be applied over it.
-      if (doc.epoch !== proposal.epoch || doc.region(target)?.linkState !== stateAtProposal) {
-        throw new ConflictError(
-          'vote.stale',
-          `the group changed while votes were collected (epoch ${proposal.epoch} → ${doc.epoch})`,
-          {
-            hint: 'check georep group show and repeat the request if it still applies',
-          },
-        );
-      }
-      const ballots = votes.ballots.map((b) => ({ voter: b.voter, yes: b.yes }));
       if (operation.kind === 'unlink') {
         doc.setLinkState(target, 'unlinking', by);
         // Draining the replication backlog both ways comes with the data plane; nothing to drain yet.
@@ -448,8 +472,6 @@ export class OperationRunner {
       }
     } catch (err) {
       this.#fail(operation.id, err);
-    } finally {
-      plane.voter.release(operation.id);
     }
   }
 }

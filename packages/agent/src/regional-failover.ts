@@ -29,15 +29,7 @@ import {
   type RegionState,
   type StatusReport,
 } from '@georep/core';
-import {
-  collectVotes,
-  noQuorumError,
-  routedTo,
-  setRouting,
-  writesFenced,
-  type Ballot,
-  type Proposal,
-} from '@georep/group';
+import { routedTo, setRouting, writesFenced } from '@georep/group';
 import type { GroupPlane } from './group-plane.js';
 import type { OperationRunner } from './operations.js';
 import { resolveMasters } from './sentinel-view.js';
@@ -79,7 +71,6 @@ export interface RegionalFailoverContext {
   plane: GroupPlane;
   runner: OperationRunner;
   healthOf: (region: string) => RegionState | undefined;
-  askVote: (region: string, proposal: Proposal) => Promise<Ballot>;
   /** The status report of `region`'s own agent (it alone knows its replication backlogs). */
   regionStatus: (region: string) => Promise<StatusReport>;
   /** This agent's current report (every region's nodes). */
@@ -289,36 +280,6 @@ export class RegionalFailover {
     }
   }
 
-  async #vote(kind: string, region: string, operationId: string): Promise<Ballot[]> {
-    const { plane } = this.#ctx;
-    const doc = plane.document;
-    const proposal: Proposal = {
-      operationId,
-      kind,
-      target: region,
-      proposer: this.#ctx.config.region,
-      epoch: doc.epoch,
-    };
-    try {
-      const votes = await collectVotes(proposal, doc.linkedRegions(), (voter, p) =>
-        voter === this.#ctx.config.region
-          ? Promise.resolve(plane.vote(p))
-          : this.#ctx.askVote(voter, p),
-      );
-      if (!votes.passed) throw noQuorumError(votes);
-      if (doc.epoch !== proposal.epoch) {
-        throw new ConflictError(
-          'vote.stale',
-          `the group changed while votes were collected (epoch ${proposal.epoch} → ${doc.epoch})`,
-          { hint: 'check georep group show and repeat the request if it still applies' },
-        );
-      }
-      return votes.ballots;
-    } finally {
-      plane.voter.release(operationId);
-    }
-  }
-
   async #failover(
     request: RegionalFailoverRequest,
     operationId: string,
@@ -326,7 +287,9 @@ export class RegionalFailover {
     const region = request.region;
     const to = request.to!;
     const risk = await this.#dataAtRisk(region, to);
-    const ballots = request.force ? null : await this.#vote('failover', region, operationId);
+    const ballots = request.force
+      ? null
+      : await this.#ctx.runner.vote('failover', region, operationId);
     // Checked again after the vote: another change may have been merged meanwhile.
     this.#validate({ ...request, dryRun: false, yes: true });
     const changes = this.#changes(region, to);
@@ -350,7 +313,7 @@ export class RegionalFailover {
       dataAtRisk: risk.risk,
       dataAtRiskNote: risk.note,
       forced: request.force ? { by, reason: request.reason ?? '(no reason given)' } : null,
-      votes: ballots?.map((b) => ({ voter: b.voter, yes: b.yes })) ?? null,
+      votes: ballots,
     };
   }
 
@@ -361,7 +324,7 @@ export class RegionalFailover {
     const region = request.region;
     const doc = this.#ctx.plane.document;
     const servedBy = routedTo(doc, region)!;
-    const ballots = await this.#vote('failback', region, operationId);
+    const ballots = await this.#ctx.runner.vote('failback', region, operationId);
     const by = { region: this.#ctx.config.region, operationId };
     if (writesFenced(doc, region)) {
       setRouting(
@@ -413,7 +376,7 @@ export class RegionalFailover {
       servedBy: region,
       previouslyServedBy: servedBy,
       changes,
-      votes: ballots.map((b) => ({ voter: b.voter, yes: b.yes })),
+      votes: ballots,
     };
   }
 
