@@ -687,6 +687,7 @@ export class Agent {
     this.#subscription?.unsubscribe();
     if (this.#nc !== null) await this.#nc.drain().catch(() => undefined);
     this.#sampler.close();
+    this.#fence.close();
     await this.#sentinel?.close();
     const http = this.#http;
     if (http !== null) await new Promise<void>((resolve) => http.server.close(() => resolve()));

@@ -14,6 +14,7 @@
 import { makeLogger, type AgentConfig, type Logger } from '@georep/core';
 import { routedTo, writesFenced } from '@georep/group';
 import { createNodeClient, disconnectApplicationClients } from '@georep/redis';
+import type { Redis } from 'ioredis';
 import type { GroupPlane } from './group-plane.js';
 import type { ShardView } from './shards.js';
 
@@ -23,9 +24,8 @@ export class WriteFence {
   readonly #plane: GroupPlane;
   readonly #shards: () => ShardView[];
   readonly #log: Logger;
-  /** Primaries (host:port) currently paused by this agent. */
-  #paused = new Set<string>();
-  #active = false;
+  /** node id → the connection that pauses it; present exactly while that primary is fenced. */
+  readonly #clients = new Map<string, Redis>();
 
   constructor(config: AgentConfig, plane: GroupPlane, shards: () => ShardView[]) {
     this.#config = config;
@@ -34,63 +34,63 @@ export class WriteFence {
     this.#log = makeLogger('fence');
   }
 
-  /** True while this region's primaries refuse application writes. */
-  get active(): boolean {
-    return this.#active;
-  }
-
   /** Brings the primaries in line with the group document. Called after every sample. */
   async enforce(): Promise<void> {
     const self = this.#config.region;
     const doc = this.#plane.document;
     const wanted = writesFenced(doc, self) && routedTo(doc, self) !== null;
-    const primaries = this.#shards()
-      .map((s) => s.primary)
-      .filter((p) => p !== undefined && p.up && p.role === 'primary');
     if (!wanted) {
-      if (this.#paused.size > 0 || this.#active) {
-        for (const p of primaries) await this.#run(p!, ['CLIENT', 'UNPAUSE']);
-        this.#paused.clear();
-        this.#active = false;
-        this.#log.info({}, 'write fence lifted: the primaries accept writes again');
+      if (this.#clients.size === 0) return;
+      for (const [node, client] of this.#clients) {
+        await client
+          .call('CLIENT', 'UNPAUSE')
+          .catch((err: Error) =>
+            this.#log.warn({ node, err: err.message }, 'write fence: unpause failed'),
+          );
+        client.disconnect();
       }
+      this.#clients.clear();
+      this.#log.info({}, 'write fence lifted: the primaries accept writes again');
       return;
     }
     // Three samples' worth: renewed each sample, gone soon after the agent is.
-    const pauseMs = Math.max(3000, 3 * this.#config.health.intervalMs);
-    for (const p of primaries) {
-      const key = `${p!.host}:${p!.port}`;
-      await this.#run(p!, ['CLIENT', 'PAUSE', String(pauseMs), 'WRITE'], async (client) => {
-        if (!this.#paused.has(key)) {
-          this.#paused.add(key);
+    const pauseMs = String(Math.max(3000, 3 * this.#config.health.intervalMs));
+    for (const shard of this.#shards()) {
+      const p = shard.primary;
+      if (p === undefined || !p.up || p.role !== 'primary') continue;
+      let client = this.#clients.get(p.id);
+      const first = client === undefined;
+      try {
+        if (client === undefined) {
+          client = createNodeClient(p, this.#config.redis, {
+            connectionName: 'georep-fence',
+            lazyConnect: true,
+          });
+          this.#clients.set(p.id, client);
+          await client.connect();
+        }
+        await client.call('CLIENT', 'PAUSE', pauseMs, 'WRITE');
+        if (first) {
           const killed = await disconnectApplicationClients(client);
           this.#log.warn(
-            { node: p!.id, servedBy: routedTo(doc, self), clientsDisconnected: killed },
+            { node: p.id, servedBy: routedTo(doc, self), clientsDisconnected: killed },
             'write fence: this region is served elsewhere; application writes are paused',
           );
         }
-      });
+      } catch (err) {
+        // A first attempt that failed starts over next time, clients' disconnect included.
+        if (first) {
+          client?.disconnect();
+          this.#clients.delete(p.id);
+        }
+        this.#log.warn({ node: p.id, err: (err as Error).message }, 'write fence step failed');
+      }
     }
-    this.#active = true;
   }
 
-  async #run(
-    node: { id: string; host: string; port: number },
-    command: string[],
-    then?: (client: ReturnType<typeof createNodeClient>) => Promise<void>,
-  ): Promise<void> {
-    const client = createNodeClient(node, this.#config.redis, {
-      connectionName: 'georep-fence',
-      lazyConnect: true,
-    });
-    try {
-      await client.connect();
-      await client.call(command[0]!, ...command.slice(1));
-      await then?.(client);
-    } catch (err) {
-      this.#log.warn({ node: node.id, err: (err as Error).message }, 'write fence step failed');
-    } finally {
-      client.disconnect();
-    }
+  /** Closes the fence's connections (the pauses lapse on their own). */
+  close(): void {
+    for (const client of this.#clients.values()) client.disconnect();
+    this.#clients.clear();
   }
 }
