@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ExitCode } from '@georep/core';
 import { renderStatus, runCli } from '@georep/cli';
+import { reportWith } from './status-fixture.js';
 import { getFreePort, tempDir } from '@georep/testkit';
 
 async function run(args: string[]): Promise<{ code: number; err: string }> {
@@ -86,34 +87,18 @@ describe('status rendering', () => {
         streamLimitBytes: 1024 * 1024 * 1024,
       },
     };
-    const text = renderStatus({
-      v: 1,
-      group: 'g',
-      answeredBy: 'eu-west',
-      generatedAt: 0,
-      downAfterMs: 5000,
-      regions: [
-        {
-          name: 'eu-west',
-          state: 'up',
-          linkState: 'linked',
-          heartbeatAgeMs: 0,
-          seenUpBy: ['eu-west'],
-          seenSuspectBy: [],
-          primary: null,
-          nodes: [],
-          agent: null,
-          replication: {
-            enabled: true,
-            state: 'running',
-            capture: { batches: 3, ops: 42, recordedOffset: 10, warnings: 0 },
-            links: [link, { ...link, peer: 'us-east', lagMs: 7, appliedOps: 40, backlog: null }],
-            gcHorizon: null,
-            lastGc: null,
-          },
+    const text = renderStatus(
+      reportWith({
+        replication: {
+          enabled: true,
+          state: 'running',
+          capture: { batches: 3, ops: 42, recordedOffset: 10, warnings: 0 },
+          links: [link, { ...link, peer: 'us-east', lagMs: 7, appliedOps: 40, backlog: null }],
+          gcHorizon: null,
+          lastGc: null,
         },
-      ],
-    });
+      }),
+    );
     expect(text).toContain('replication of eu-west (running, 42 ops captured)');
     expect(text).toMatch(/ap-south\s+-\s+0\s+1200 msgs/);
     expect(text).toMatch(/us-east\s+7 ms\s+40/);
@@ -131,36 +116,22 @@ describe('status rendering', () => {
       sampledAt: 0,
       ...extra,
     });
-    const text = renderStatus({
-      v: 1,
-      group: 'g',
-      answeredBy: 'eu-west',
-      generatedAt: 0,
-      downAfterMs: 5000,
-      regions: [
-        {
-          name: 'eu-west',
-          state: 'up',
-          linkState: 'linked',
-          routedTo: 'us-east',
-          activity: { kind: 'switching', operationId: 'op-1', since: 0 },
-          heartbeatAgeMs: 0,
-          seenUpBy: ['eu-west'],
-          seenSuspectBy: [],
-          primary: 'e-s1-1',
-          nodes: [
-            node('e-s2-2', 's2', 'replica', { lagBytes: 2048, replicaPriority: 100 }),
-            node('e-s1-2', 's1', 'replica', {
-              up: false,
-              error: 'connect ECONNREFUSED',
-            }),
-            node('e-s2-1', 's2', 'primary'),
-            node('e-s1-1', 's1', 'primary'),
-          ],
-          agent: null,
-        },
-      ],
-    });
+    const text = renderStatus(
+      reportWith({
+        routedTo: 'us-east',
+        activity: { kind: 'switching', operationId: 'op-1', since: 0 },
+        primary: 'e-s1-1',
+        nodes: [
+          node('e-s2-2', 's2', 'replica', { lagBytes: 2048, replicaPriority: 100 }),
+          node('e-s1-2', 's1', 'replica', {
+            up: false,
+            error: 'connect ECONNREFUSED',
+          }),
+          node('e-s2-1', 's2', 'primary'),
+          node('e-s1-1', 's1', 'primary'),
+        ],
+      }),
+    );
     expect(text).toMatch(/eu-west\s+up \(switching\)\s+linked, served by us-east/);
     const lines = text.slice(text.indexOf('nodes of eu-west')).split('\n');
     expect(lines[1]).toMatch(/^SHARD\s+NODE\s+ROLE/);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ExitCode, type StatusReport } from '@georep/core';
+import { ExitCode } from '@georep/core';
 import { renderStatus, runCli } from '@georep/cli';
+import { reportWith } from './status-fixture.js';
 import { getFreePort } from '@georep/testkit';
 
 async function run(args: string[]): Promise<{ code: number; err: string }> {
@@ -47,51 +48,33 @@ describe('cli snapshot schedule', () => {
   });
 
   it('status - the answering region shows its schedules: next run and last result', () => {
-    const report: StatusReport = {
-      v: 1,
-      group: 'g',
-      answeredBy: 'eu-west',
-      generatedAt: 0,
-      downAfterMs: 5000,
-      regions: [
+    const report = reportWith({
+      schedules: [
         {
-          name: 'eu-west',
-          state: 'up',
-          linkState: 'linked',
-          heartbeatAgeMs: 0,
-          seenUpBy: ['eu-west'],
-          seenSuspectBy: [],
-          primary: null,
-          nodes: [],
-          agent: null,
-          schedules: [
-            {
-              id: 'nightly',
-              cron: '0 3 * * *',
-              timeZone: 'Europe/Berlin',
-              paused: false,
-              nextRunAt: Date.parse('2026-11-26T02:00:00Z'),
-              running: false,
-              lastRun: {
-                operationId: 'op-1',
-                slot: Date.parse('2026-11-25T02:00:00Z'),
-                trigger: 'cron',
-                status: 'failed',
-                startedAt: Date.parse('2026-11-25T02:00:00Z'),
-                finishedAt: Date.parse('2026-11-25T02:00:01Z'),
-                name: null,
-                size: null,
-                durationMs: null,
-                error: { code: 'snapshot.no-node', message: 'no node of region eu-west is up' },
-              },
-              lastSuccessAt: null,
-              missedSinceStart: 0,
-              problem: null,
-            },
-          ],
+          id: 'nightly',
+          cron: '0 3 * * *',
+          timeZone: 'Europe/Berlin',
+          paused: false,
+          nextRunAt: Date.parse('2026-11-26T02:00:00Z'),
+          running: false,
+          lastRun: {
+            operationId: 'op-1',
+            slot: Date.parse('2026-11-25T02:00:00Z'),
+            trigger: 'cron',
+            status: 'failed',
+            startedAt: Date.parse('2026-11-25T02:00:00Z'),
+            finishedAt: Date.parse('2026-11-25T02:00:01Z'),
+            name: null,
+            size: null,
+            durationMs: null,
+            error: { code: 'snapshot.no-node', message: 'no node of region eu-west is up' },
+          },
+          lastSuccessAt: null,
+          missedSinceStart: 0,
+          problem: null,
         },
       ],
-    };
+    });
     const text = renderStatus(report);
     expect(text).toContain('snapshot schedules of eu-west');
     expect(text).toMatch(
