@@ -170,14 +170,11 @@ export class Agent {
       plane: this.plane,
       switchover: this.switchover,
       onTopologyChange: () => this.#topologyChanged(),
-      claim: async (key) => {
-        if (this.#leases === null || !this.natsConnected) return null;
-        try {
-          return await this.#leases.claim(key, { agent: this.identity.id });
-        } catch {
-          return null;
-        }
-      },
+      // A failed claim is read as "lease store unreachable" by the failover (it acts alone).
+      claim: async (key) =>
+        this.#leases === null || !this.natsConnected
+          ? null
+          : this.#leases.claim(key, { agent: this.identity.id }),
       release: async (key) => {
         await this.#leases?.release(key);
       },
