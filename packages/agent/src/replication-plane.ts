@@ -303,10 +303,15 @@ export class ReplicationPlane {
     const at = `${current.host}:${current.port}`;
     if (at === this.#capturedFrom) return;
     this.#log.info({ from: this.#capturedFrom, to: at }, 'primary changed: replication follows');
+    await this.#stopCaptureAndFeeds();
+  }
+
+  /** Stops the appliers (they wait on capture) and then capture; reconcile starts them again. */
+  async #stopCaptureAndFeeds(): Promise<void> {
     const feeds = [...this.#feeds.values()];
     this.#feeds.clear();
     await Promise.all(feeds.map((f) => f.stop()));
-    await this.#capture.stop();
+    await this.#capture?.stop();
     this.#capture = null;
   }
 
@@ -324,11 +329,7 @@ export class ReplicationPlane {
       { err: failure.message, retryInMs: CAPTURE_RETRY_MS },
       'capture failed; it is started again',
     );
-    const feeds = [...this.#feeds.values()];
-    this.#feeds.clear();
-    await Promise.all(feeds.map((f) => f.stop()));
-    await this.#capture!.stop();
-    this.#capture = null;
+    await this.#stopCaptureAndFeeds();
   }
 
   async #startCapture(stream: OpsStream): Promise<void> {
