@@ -88,13 +88,21 @@ export const REPLICATED_REGIONS = ['eu-west', 'us-east', 'ap-south'] as const;
 export interface ReplicatedGroup {
   plan: GroupPlan;
   group: LocalGroup;
-  client: (region: string) => Redis;
+  /** A client of the region's primary (of `shard`, with several shards; the first by default). */
+  client: (region: string, shard?: string) => Redis;
   nats: (region: string) => string;
   /** `georep status --region R --json`, asked of R's agent. */
   status: (region: string) => Promise<StatusReport>;
   /** The replication part of R's status, as R's agent reports it. */
   replicationOf: (region: string) => Promise<RegionStatus['replication']>;
   stop: () => Promise<void>;
+}
+
+/** Shards of {@link startReplicatedGroup}: `shards` per region (`s1`, `s2`, ...), minus `drop`. */
+export interface ShardLayout {
+  shards: number;
+  /** region → shards it does not have. */
+  drop?: Record<string, string[]>;
 }
 
 /**
@@ -106,21 +114,30 @@ export async function startReplicatedGroup(
   dir: string,
   replication?: Record<string, unknown>,
   regions: readonly string[] = REPLICATED_REGIONS,
+  layout: ShardLayout = { shards: 1 },
 ): Promise<ReplicatedGroup> {
   const plan = await planGroup({
     group: name,
     dir,
     regions: [...regions],
     replicas: 0,
+    shards: layout.shards,
     ports: 'free',
     health: { intervalMs: 500, downAfterMs: 2000 },
     ...(replication === undefined ? {} : { replication }),
   });
+  for (const r of plan.regions) {
+    const drop = layout.drop?.[r.name] ?? [];
+    r.nodes = r.nodes.filter((n) => n.shard === undefined || !drop.includes(n.shard));
+  }
   const group = await startGroup(plan, { agentCommand, readyTimeoutMs: 30_000 });
   const clients = new Map<string, Redis>();
   for (const r of plan.regions) {
-    const node = r.nodes[0]!;
-    clients.set(r.name, new Redis(node.port, node.host));
+    for (const node of r.nodes) {
+      const key = `${r.name}/${node.shard ?? ''}`;
+      if (!clients.has(r.name)) clients.set(r.name, new Redis(node.port, node.host));
+      clients.set(key, new Redis(node.port, node.host));
+    }
   }
   const nats = (region: string) =>
     `nats://127.0.0.1:${plan.regions.find((r) => r.name === region)!.nats.port}`;
@@ -148,7 +165,7 @@ export async function startReplicatedGroup(
   return {
     plan,
     group,
-    client: (region) => clients.get(region)!,
+    client: (region, shard) => clients.get(shard === undefined ? region : `${region}/${shard}`)!,
     nats,
     status,
     replicationOf,

@@ -209,13 +209,16 @@ describe('switchover and failover', () => {
       '127.0.0.1',
       String(nodePlan('eu-west-s1-2').port),
     ]);
-    // Replication follows the new primary of the first shard: a write there reaches us-east.
-    await direct('eu-west-s1-2').set('after-switchover', 'yes');
-    await waitFor(
-      () => direct('us-east-s1-1').get('after-switchover'),
-      (v) => v === 'yes',
-      { timeoutMs: 15_000, intervalMs: 200, what: 'the write after the switchover in us-east' },
-    );
+    // Replication of each shard follows its new primary: writes there reach the same shard of
+    // us-east.
+    for (const shard of ['s1', 's2']) {
+      await direct(`eu-west-${shard}-2`).set(`after-switchover-${shard}`, 'yes');
+      await waitFor(
+        () => direct(`us-east-${shard}-1`).get(`after-switchover-${shard}`),
+        (v) => v === 'yes',
+        { timeoutMs: 15_000, intervalMs: 200, what: `the write in ${shard} in us-east` },
+      );
+    }
   });
 
   it('switchover - a retried request with the same client token runs once', async () => {

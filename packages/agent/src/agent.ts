@@ -196,9 +196,9 @@ export class Agent {
       runner: this.#runner,
       report: () => this.report(),
     });
-    // Replication follows the first shard's legitimate primary (the data plane is one shard).
-    this.replication = new ReplicationPlane(config, this.plane, () => {
-      const primary = this.switchover.shards()[0]?.primary;
+    // Replication of each shard follows that shard's legitimate primary.
+    this.replication = new ReplicationPlane(config, this.plane, (shard) => {
+      const primary = this.switchover.shards().find((s) => s.shard === shard)?.primary;
       return primary?.up === true && primary.role === 'primary' ? primary : undefined;
     });
     this.metrics = createMetrics(() => this.report(), {

@@ -1,23 +1,27 @@
 /**
- * The data plane in the agent: active-active replication of this region with its linked peers.
+ * The data plane in the agent: active-active replication of this region with its linked peers,
+ * shard by shard. Shards pair by name across regions: shard `s` of a peer is applied into shard
+ * `s` here, and a shard only one side has is reported on the link and not replicated.
  *
- * - This region's writes: {@link CapturePipeline} follows the primary, records each batch
- *   (metadata and outbox, atomically) and publishes it on this region's operation stream. The
- *   stream is placed in this region, with one durable consumer per linked peer.
- * - The peers' writes: one feed per linked peer pulls from that peer's stream, as this region's
- *   consumer, and an {@link Applier} applies each batch to the primary.
+ * Per shard:
+ * - This region's writes: {@link CapturePipeline} follows the shard's primary, records each batch
+ *   (metadata and outbox, atomically) and publishes it on the shard's operation stream. The
+ *   stream is placed in this region, with one durable consumer per linked peer having the shard.
+ * - The peers' writes: one feed per peer pulls that peer's stream of the shard, as this region's
+ *   consumer, and an applier applies each batch to the shard's primary ({@link startApplyFeed}).
  *
  * Membership comes from the group document and is reconciled every second: a peer that becomes
- * linked gets a consumer and a feed; a force-unlinked peer's consumer is deleted, which frees the
- * backlog it held; a fenced or unlinked self stops capture and apply.
+ * linked gets consumers and feeds; a force-unlinked peer's consumers are deleted, which frees the
+ * backlog they held; a fenced or unlinked self stops capture and apply. Each region records its
+ * shard names in the document, so that its peers know which consumers it needs.
  */
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import {
+  DEFAULT_SHARD,
   HybridLogicalClock,
-  decodeHlc,
   encodeHlc,
   makeLogger,
   type AgentConfig,
@@ -25,39 +29,14 @@ import {
   type NodeSample,
   type ReplicationLink,
   type ReplicationStatus,
+  type ShardReplicationStatus,
 } from '@georep/core';
-import {
-  Applier,
-  CapturePipeline,
-  collectGarbage,
-  FilePositionStore,
-  OpsStream,
-  PeerFeed,
-  primaryClient,
-  type OpBatch,
-  type FeedBatch,
-  type PeerBacklog,
-} from '@georep/replication';
-import { parseInfo } from '@georep/redis';
+import { CapturePipeline, FilePositionStore, OpsStream, type OpBatch } from '@georep/replication';
+import { regionShards, setRegionShards } from '@georep/group';
 import type { GroupPlane } from './group-plane.js';
-
-interface Feed {
-  peer: string;
-  feed: PeerFeed;
-  run: Promise<void>;
-  link: ReplicationLink;
-  /** Stops pulling and applying; queued batches are dropped (unacked, so redelivered later). */
-  stop: () => Promise<void>;
-}
-
-/** Batches pulled ahead of the apply, per peer. */
-const APPLY_QUEUE_BATCHES = 64;
-/**
- * Operations applied in one transaction at most (more than one batch when they queue up). Small,
- * because the transaction WATCHes every key first and Redis 7.0's WATCH costs O(n²) in the keys
- * of one transaction: 4096 keys take 50–100 ms of the primary's time, 512 keys about 1 ms.
- */
-const APPLY_MAX_OPS = 512;
+import { emptyLink, startApplyFeed, type ApplyFeed } from './apply-feed.js';
+import { collectShardGarbage } from './replication-gc.js';
+import { combineLinks, sumCaptures, unpairedShards, withForecast } from './replication-status.js';
 
 /** NATS's default `max_payload`, when the server did not say. */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
@@ -65,42 +44,72 @@ const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 /** How long after a capture failed for good a new one is started. */
 const CAPTURE_RETRY_MS = 5000;
 
+/** Replication of one shard: its stream, consumers, capture and feeds. */
+interface ShardUnit {
+  shard: string;
+  stream: OpsStream | null;
+  /** Peers that have a consumer on this shard's stream. */
+  consumers: Set<string>;
+  capture: CapturePipeline | null;
+  /** Why the last capture failed for good (shown by status until a new one runs). */
+  captureError: string | null;
+  captureFailedAt: number;
+  /** `host:port` of the primary the capture and the appliers were started against. */
+  capturedFrom: string | null;
+  feeds: Map<string, ApplyFeed>;
+  backlogs: Map<string, ReplicationLink['backlog']>;
+  /** Backlog size samples per peer over the last minute (growth forecast). */
+  samples: Map<string, Array<{ at: number; bytes: number }>>;
+}
+
 /** See the module comment. */
 export class ReplicationPlane {
   readonly #config: AgentConfig;
   readonly #group: GroupPlane;
-  readonly #primary: () => NodeSample | undefined;
+  readonly #primary: (shard: string) => NodeSample | undefined;
   readonly #log: Logger;
+  /** One clock per region, shared by the shards' pipelines and appliers. */
   readonly #clock: HybridLogicalClock;
+  readonly #units: ShardUnit[];
   #nc: NatsConnection | null = null;
-  #stream: OpsStream | null = null;
-  #capture: CapturePipeline | null = null;
-  /** Why the last capture failed for good (shown by status until a new one runs). */
-  #captureError: string | null = null;
-  #captureFailedAt = 0;
-  /** `host:port` of the primary the capture and the appliers were started against. */
-  #capturedFrom: string | null = null;
-  readonly #feeds = new Map<string, Feed>();
-  readonly #consumers = new Set<string>();
   #state: ReplicationStatus['state'] = 'off';
   #reconciling = false;
   #stopped = false;
-  #backlogs = new Map<string, ReplicationLink['backlog']>();
-  /** Newest tag applied per peer. */
+  /** Newest tag applied per peer (the oldest over the shards both have). */
   readonly #applied = new Map<string, string>();
+  /** Per peer, a description of the shards only one side has ('' when they match). */
+  readonly #unpaired = new Map<string, string>();
   #watermarksAt = 0;
   #gc: Promise<void> | null = null;
   #gcAt = 0;
   #gcStats: { at: number; horizon: string; metaDeleted: number; fieldsDeleted: number } | null =
     null;
-  readonly #samples = new Map<string, Array<{ at: number; bytes: number }>>();
 
-  constructor(config: AgentConfig, group: GroupPlane, primary: () => NodeSample | undefined) {
+  /**
+   * @param primary the legitimate primary of a shard when it is up as primary, else undefined.
+   */
+  constructor(
+    config: AgentConfig,
+    group: GroupPlane,
+    primary: (shard: string) => NodeSample | undefined,
+  ) {
     this.#config = config;
     this.#group = group;
     this.#primary = primary;
     this.#log = makeLogger('replication');
     this.#clock = new HybridLogicalClock(config.region);
+    this.#units = shardNames(config).map((shard) => ({
+      shard,
+      stream: null,
+      consumers: new Set(),
+      capture: null,
+      captureError: null,
+      captureFailedAt: 0,
+      capturedFrom: null,
+      feeds: new Map(),
+      backlogs: new Map(),
+      samples: new Map(),
+    }));
   }
 
   attach(nc: NatsConnection): void {
@@ -115,78 +124,30 @@ export class ReplicationPlane {
     this.#reconciling = true;
     try {
       const self = this.#config.region;
+      const doc = this.#group.document;
+      setRegionShards(
+        doc,
+        self,
+        this.#units.map((u) => u.shard),
+      );
       const active = this.#group.linkState === 'linked' && !this.#group.fenced;
       const peers = active
-        ? this.#group.document
+        ? doc
             .regions()
             .filter((r) => r.name !== self && r.linkState === 'linked')
             .map((r) => r.name)
         : [];
-      if (this.#stream === null) {
-        if (!active) return;
-        this.#state = 'starting';
-        this.#stream = await OpsStream.ensure(await jetstreamManager(nc), {
-          group: this.#config.group,
-          region: self,
-          placementCluster: self,
-          maxBytes: this.#config.replication.streamMaxBytes,
-          // Longer than any agent restart: the outbox re-published at start must be recognised.
-          duplicateWindowMs: 10 * 60_000,
-        });
+      const peerShards = new Map(peers.map((p) => [p, regionShards(doc, p)]));
+      this.#noteUnpaired(peerShards);
+      for (const unit of this.#units) {
+        const having = peers.filter((p) => peerShards.get(p)!.includes(unit.shard));
+        await this.#reconcileShard(nc, unit, active, having);
       }
-      const stream = this.#stream;
-      // Consumers for peers first: with interest retention, a batch published while a peer has
-      // no consumer is not kept for it.
-      for (const peer of peers) {
-        if (!this.#consumers.has(peer)) {
-          await stream.ensurePeerConsumer(peer);
-          this.#consumers.add(peer);
-        }
-      }
-      for (const peer of [...this.#consumers]) {
-        if (!peers.includes(peer) && this.#gone(peer)) {
-          await stream.deletePeerConsumer(peer);
-          this.#consumers.delete(peer);
-          this.#log.warn({ peer }, 'peer removed from the group: its backlog is freed');
-        }
-      }
-      // Feeds of peers that left go first, and before capture: their applies wait on capture.
-      for (const [peer, f] of this.#feeds) {
-        if (!peers.includes(peer)) {
-          this.#feeds.delete(peer);
-          // Not awaited: an apply in progress may take until its wait for capture times out.
-          void f.stop();
-        }
-      }
-      await this.#followPrimary();
-      await this.#dropFailedCapture();
-      if (
-        active &&
-        this.#capture === null &&
-        Date.now() - this.#captureFailedAt >= CAPTURE_RETRY_MS
-      )
-        await this.#startCapture(stream);
-      if (!active && this.#capture !== null) {
-        this.#log.warn(
-          { linkState: this.#group.linkState },
-          'this region is not linked: capture stops',
-        );
-        await this.#capture.stop();
-        this.#capture = null;
-      }
-      for (const peer of peers) if (!this.#feeds.has(peer)) this.#startFeed(nc, peer);
-      for (const peer of this.#consumers) {
-        try {
-          this.#backlogs.set(peer, this.#withForecast(peer, await stream.backlog(peer)));
-        } catch (err) {
-          this.#backlogs.set(peer, null);
-          this.#log.debug({ peer, err: (err as Error).message }, 'backlog unknown');
-        }
-      }
-      if (this.#capture !== null) this.#state = 'running';
+      if (this.#units.some((u) => u.capture !== null)) this.#state = 'running';
+      this.#noteApplied(peers, peerShards);
       this.#recordWatermarks();
       if (
-        this.#capture !== null &&
+        this.#units.some((u) => u.capture !== null) &&
         this.#gc === null &&
         Date.now() - this.#gcAt >= this.#config.replication.gcIntervalMs
       ) {
@@ -200,28 +161,127 @@ export class ReplicationPlane {
     }
   }
 
+  /** One shard: its stream, the consumers of `peers` (the linked peers having it), capture, feeds. */
+  async #reconcileShard(
+    nc: NatsConnection,
+    unit: ShardUnit,
+    active: boolean,
+    peers: string[],
+  ): Promise<void> {
+    if (unit.stream === null) {
+      if (!active) return;
+      this.#state = 'starting';
+      unit.stream = await OpsStream.ensure(await jetstreamManager(nc), {
+        group: this.#config.group,
+        region: this.#config.region,
+        shard: unit.shard,
+        placementCluster: this.#config.region,
+        maxBytes: this.#config.replication.streamMaxBytes,
+        // Longer than any agent restart: the outbox re-published at start must be recognised.
+        duplicateWindowMs: 10 * 60_000,
+      });
+    }
+    const stream = unit.stream;
+    // Consumers for peers first: with interest retention, a batch published while a peer has
+    // no consumer is not kept for it.
+    for (const peer of peers) {
+      if (!unit.consumers.has(peer)) {
+        await stream.ensurePeerConsumer(peer);
+        unit.consumers.add(peer);
+      }
+    }
+    for (const peer of [...unit.consumers]) {
+      if (!peers.includes(peer) && this.#gone(peer, unit.shard)) {
+        await stream.deletePeerConsumer(peer);
+        unit.consumers.delete(peer);
+        unit.backlogs.delete(peer);
+        this.#log.warn(
+          { peer, shard: unit.shard },
+          'peer removed from the group or the shard: its backlog is freed',
+        );
+      }
+    }
+    // Feeds of peers that left go first, and before capture: their applies wait on capture.
+    for (const [peer, f] of unit.feeds) {
+      if (!peers.includes(peer)) {
+        unit.feeds.delete(peer);
+        // Not awaited: an apply in progress may take until its wait for capture times out.
+        void f.stop();
+      }
+    }
+    await this.#followPrimary(unit);
+    await this.#dropFailedCapture(unit);
+    if (active && unit.capture === null && Date.now() - unit.captureFailedAt >= CAPTURE_RETRY_MS)
+      await this.#startCapture(unit, stream);
+    if (!active && unit.capture !== null) {
+      this.#log.warn(
+        { linkState: this.#group.linkState, shard: unit.shard },
+        'this region is not linked: capture stops',
+      );
+      await unit.capture.stop();
+      unit.capture = null;
+    }
+    const capture = unit.capture;
+    if (capture !== null) {
+      for (const peer of peers) {
+        if (unit.feeds.has(peer)) continue;
+        unit.feeds.set(
+          peer,
+          startApplyFeed({
+            nc,
+            group: this.#config.group,
+            region: this.#config.region,
+            peer,
+            shard: unit.shard,
+            endpoint: this.#endpoint(unit.shard),
+            redis: this.#config.redis,
+            clock: this.#clock,
+            capture,
+            logger: this.#log,
+            stopped: () => this.#stopped,
+          }),
+        );
+      }
+    }
+    for (const peer of unit.consumers) {
+      try {
+        unit.backlogs.set(peer, withForecast(unit.samples, peer, await stream.backlog(peer)));
+      } catch (err) {
+        unit.backlogs.set(peer, null);
+        this.#log.debug({ peer, err: (err as Error).message }, 'backlog unknown');
+      }
+    }
+  }
+
+  /** Notes, and logs once per change, the shards a peer has that this region lacks and back. */
+  #noteUnpaired(peerShards: Map<string, string[]>): void {
+    const mine = this.#units.map((u) => u.shard);
+    for (const peer of this.#unpaired.keys())
+      if (!peerShards.has(peer)) this.#unpaired.delete(peer);
+    for (const [peer, theirs] of peerShards) {
+      const text = unpairedShards(mine, this.#config.region, theirs, peer);
+      if (text !== '' && text !== this.#unpaired.get(peer))
+        this.#log.warn({ peer, shards: theirs }, 'replication.unpaired-shards');
+      this.#unpaired.set(peer, text);
+    }
+  }
+
   /**
-   * The backlog with its growth over the last minute and when the stream limit is reached at that
-   * rate: the warning an operator needs before a down peer's backlog is dropped.
+   * This region's watermark for each peer: the oldest over the shards both have of the newest tag
+   * applied from it. Each shard's stream is in tag order, so every operation of the peer at or
+   * below that tag has been applied here. A shard that has applied nothing yet holds it back.
    */
-  #withForecast(peer: string, b: PeerBacklog): NonNullable<ReplicationLink['backlog']> {
-    const now = Date.now();
-    const samples = (this.#samples.get(peer) ?? []).filter((x) => now - x.at <= 60_000);
-    samples.push({ at: now, bytes: b.pendingBytes });
-    this.#samples.set(peer, samples);
-    const first = samples[0]!;
-    const spanSec = (now - first.at) / 1000;
-    const growth = spanSec >= 5 ? (b.pendingBytes - first.bytes) / spanSec : null;
-    const room = b.streamLimitBytes - b.streamBytes;
-    return {
-      messages: b.pendingMessages,
-      bytes: b.pendingBytes,
-      oldestAgeMs: b.oldestAgeMs,
-      lost: b.lost,
-      growthBytesPerSec: growth === null ? null : Math.round(growth),
-      fullInSec: growth !== null && growth > 0 ? Math.max(0, Math.round(room / growth)) : null,
-      streamLimitBytes: b.streamLimitBytes,
-    };
+  #noteApplied(peers: string[], peerShards: Map<string, string[]>): void {
+    for (const peer of peers) {
+      let mark: string | undefined;
+      for (const unit of this.#units) {
+        if (!peerShards.get(peer)!.includes(unit.shard)) continue;
+        const tag = unit.feeds.get(peer)?.appliedTag() ?? '';
+        if (mark === undefined || tag < mark) mark = tag;
+      }
+      if (mark !== undefined && mark > (this.#applied.get(peer) ?? ''))
+        this.#applied.set(peer, mark);
+    }
   }
 
   /**
@@ -234,15 +294,20 @@ export class ReplicationPlane {
     if (now - this.#watermarksAt < this.#config.replication.watermarkIntervalMs) return;
     this.#watermarksAt = now;
     const row: Record<string, string> = Object.fromEntries(this.#applied);
-    const produced = this.#capture?.stats.lastTag ?? '';
+    let produced = '';
+    for (const u of this.#units) {
+      const tag = u.capture?.stats.lastTag ?? '';
+      if (tag > produced) produced = tag;
+    }
     if (produced !== '') row[this.#config.region] = produced;
     if (Object.keys(row).length > 0) this.#group.document.setWatermarks(this.#config.region, row);
   }
 
   /**
    * Removes tombstones and dead metadata below the horizon, in bounded SCAN steps over every db
-   * that has keys. The horizon is held back by `replication.gcMinAgeMs` as well, so that a batch
-   * re-published late (an agent down past JetStream's duplicate window) finds its tombstones.
+   * of every shard's primary that has keys. The horizon is held back by `replication.gcMinAgeMs`
+   * as well, so that a batch re-published late (an agent down past JetStream's duplicate window)
+   * finds its tombstones.
    */
   async #collectGarbage(): Promise<void> {
     const fromDoc = this.#group.document.gcHorizon();
@@ -253,41 +318,38 @@ export class ReplicationPlane {
       region: 'a',
     });
     const horizon = fromDoc < cap ? fromDoc : cap;
-    const client = primaryClient(this.#endpoint(), this.#config.redis, 'georep-gc');
-    try {
-      await client.connect();
-      const keyspace = parseInfo(await client.info('keyspace')).keyspace ?? {};
-      const dbs = Object.keys(keyspace)
-        .map((k) => Number(k.replace(/^db/, '')))
-        .filter((n) => Number.isInteger(n));
-      let deleted = 0;
-      let fields = 0;
-      for (const db of dbs) {
-        let cursor = '0';
-        do {
-          if (this.#stopped) return;
-          const step = await collectGarbage(client, { horizon, db, cursor, count: 500 });
-          cursor = step.cursor;
-          deleted += step.metaDeleted;
-          fields += step.fieldsDeleted;
-          // Bounded work per step; let the primary serve its clients in between.
-          await new Promise((r) => setTimeout(r, 10));
-        } while (cursor !== '0');
+    let deleted = 0;
+    let fields = 0;
+    for (const unit of this.#units) {
+      if (unit.capture === null || this.#stopped) continue;
+      try {
+        const r = await collectShardGarbage(this.#endpoint(unit.shard), this.#config.redis, {
+          horizon,
+          stopped: () => this.#stopped,
+        });
+        deleted += r.metaDeleted;
+        fields += r.fieldsDeleted;
+      } catch (err) {
+        this.#log.warn(
+          { shard: unit.shard, err: (err as Error).message },
+          'replication gc failed; retried later',
+        );
       }
-      this.#gcStats = { at: Date.now(), horizon, metaDeleted: deleted, fieldsDeleted: fields };
-      if (deleted + fields > 0) {
-        this.#log.info({ horizon, metaDeleted: deleted, fieldsDeleted: fields }, 'replication gc');
-      }
-    } catch (err) {
-      this.#log.warn({ err: (err as Error).message }, 'replication gc failed; retried later');
-    } finally {
-      client.disconnect();
+    }
+    this.#gcStats = { at: Date.now(), horizon, metaDeleted: deleted, fieldsDeleted: fields };
+    if (deleted + fields > 0) {
+      this.#log.info({ horizon, metaDeleted: deleted, fieldsDeleted: fields }, 'replication gc');
     }
   }
 
-  /** A peer whose consumer may be deleted: unlinked or force-unlinked (not merely linking). */
-  #gone(peer: string): boolean {
-    const state = this.#group.document.region(peer)?.linkState;
+  /**
+   * A peer whose consumer on `shard` may be deleted: unlinked or force-unlinked (not merely
+   * linking), or linked without that shard any more.
+   */
+  #gone(peer: string, shard: string): boolean {
+    const doc = this.#group.document;
+    const state = doc.region(peer)?.linkState;
+    if (state === 'linked') return !regionShards(doc, peer).includes(shard);
     return state === undefined || state === 'unlinked' || state === 'force-unlinked';
   }
 
@@ -297,22 +359,25 @@ export class ReplicationPlane {
    * from its saved position with a partial resync (PSYNC2 keeps the replication id history), and
    * the outbox and per-key metadata were replicated to the new primary with the data.
    */
-  async #followPrimary(): Promise<void> {
-    const current = this.#primary();
-    if (this.#capture === null || current === undefined || !current.up) return;
+  async #followPrimary(unit: ShardUnit): Promise<void> {
+    const current = this.#primary(unit.shard);
+    if (unit.capture === null || current === undefined || !current.up) return;
     const at = `${current.host}:${current.port}`;
-    if (at === this.#capturedFrom) return;
-    this.#log.info({ from: this.#capturedFrom, to: at }, 'primary changed: replication follows');
-    await this.#stopCaptureAndFeeds();
+    if (at === unit.capturedFrom) return;
+    this.#log.info(
+      { shard: unit.shard, from: unit.capturedFrom, to: at },
+      'primary changed: replication follows',
+    );
+    await this.#stopCaptureAndFeeds(unit);
   }
 
-  /** Stops the appliers (they wait on capture) and then capture; reconcile starts them again. */
-  async #stopCaptureAndFeeds(): Promise<void> {
-    const feeds = [...this.#feeds.values()];
-    this.#feeds.clear();
+  /** Stops the shard's appliers (they wait on capture) and then capture; reconcile restarts them. */
+  async #stopCaptureAndFeeds(unit: ShardUnit): Promise<void> {
+    const feeds = [...unit.feeds.values()];
+    unit.feeds.clear();
     await Promise.all(feeds.map((f) => f.stop()));
-    await this.#capture?.stop();
-    this.#capture = null;
+    await unit.capture?.stop();
+    unit.capture = null;
   }
 
   /**
@@ -320,25 +385,26 @@ export class ReplicationPlane {
    * refused). The operator may fix them without restarting the agent, so a failed capture is
    * dropped, with its appliers (they wait on it), and started again after CAPTURE_RETRY_MS.
    */
-  async #dropFailedCapture(): Promise<void> {
-    const failure = this.#capture?.failure;
+  async #dropFailedCapture(unit: ShardUnit): Promise<void> {
+    const failure = unit.capture?.failure;
     if (failure == null) return;
-    this.#captureError = failure.message;
-    this.#captureFailedAt = Date.now();
+    unit.captureError = failure.message;
+    unit.captureFailedAt = Date.now();
     this.#log.error(
-      { err: failure.message, retryInMs: CAPTURE_RETRY_MS },
+      { shard: unit.shard, err: failure.message, retryInMs: CAPTURE_RETRY_MS },
       'capture failed; it is started again',
     );
-    await this.#stopCaptureAndFeeds();
+    await this.#stopCaptureAndFeeds(unit);
   }
 
-  async #startCapture(stream: OpsStream): Promise<void> {
+  async #startCapture(unit: ShardUnit, stream: OpsStream): Promise<void> {
+    const endpoint = () => this.#endpoint(unit.shard);
     const capture = new CapturePipeline({
       region: this.#config.region,
-      node: () => this.#endpoint(),
+      node: endpoint,
       config: this.#config.redis,
       clock: this.#clock,
-      store: new FilePositionStore(join(this.#dataDir(), 'capture-position.json')),
+      store: new FilePositionStore(join(this.#dataDir(), positionFile(unit.shard))),
       spoolDir: this.#dataDir(),
       maxBatchOps: this.#config.replication.maxBatchOps,
       replicaAckTimeoutMs: this.#config.replication.replicaAckTimeoutMs,
@@ -347,124 +413,25 @@ export class ReplicationPlane {
         await stream.publishBatch(batch, this.#nc?.info?.max_payload ?? DEFAULT_MAX_PAYLOAD);
       },
       onWarning: (w) =>
-        this.#log.warn({ command: w.command, reason: w.reason }, 'replication.unsupported'),
+        this.#log.warn(
+          { shard: unit.shard, command: w.command, reason: w.reason },
+          'replication.unsupported',
+        ),
     });
-    this.#capturedFrom = `${this.#endpoint().host}:${this.#endpoint().port}`;
+    unit.capturedFrom = `${endpoint().host}:${endpoint().port}`;
     await capture.start();
-    this.#capture = capture;
-    this.#captureError = null;
-    this.#log.info({}, 'capture started');
+    unit.capture = capture;
+    unit.captureError = null;
+    this.#log.info({ shard: unit.shard }, 'capture started');
   }
 
-  #startFeed(nc: NatsConnection, peer: string): void {
-    const capture = this.#capture;
-    if (capture === null) return;
-    const link = emptyLink(peer);
-    const client = primaryClient(this.#endpoint(), this.#config.redis, `georep-apply-${peer}`);
-    const applier = new Applier({
-      client,
-      clock: this.#clock,
-      awaitRecorded: (offset) => capture.awaitRecorded(offset),
-    });
-    const feed = new PeerFeed({
-      nc,
-      group: this.#config.group,
-      origin: peer,
-      peer: this.#config.region,
-      logger: this.#log,
-    });
-    // The reader pulls batches ahead (bounded), the writer applies everything that has arrived
-    // in one transaction: under load, one WATCH round and one wait for capture cover many
-    // batches instead of one.
-    const queue: FeedBatch[] = [];
-    let feedStopped = false;
-    let wakeWriter: (() => void) | undefined;
-    let wakeReader: (() => void) | undefined;
-    let reading = true;
-    const reader = (async () => {
-      try {
-        for await (const item of feed) {
-          if (item.type === 'stalled') link.error = item.error.message;
-          else if (item.type === 'resumed') link.error = null;
-          else if (item.type === 'lost') {
-            link.error = `operations ${item.fromSeq}-${item.toSeq} of ${peer} were dropped by its stream limit before this region got them; resync this region`;
-            this.#log.error(
-              { peer, from: item.fromSeq, to: item.toSeq },
-              'replication.backlog-lost',
-            );
-          } else if (item.type === 'batch') {
-            queue.push(item);
-            wakeWriter?.();
-            while (queue.length >= APPLY_QUEUE_BATCHES && !this.#stopped) {
-              // Timed, so that a stop while the writer is gone cannot leave this waiting.
-              await new Promise<void>((r) => {
-                wakeReader = r;
-                setTimeout(r, 100);
-              });
-            }
-          }
-        }
-      } finally {
-        reading = false;
-        wakeWriter?.();
-      }
-    })();
-    const writer = (async () => {
-      await client.connect().catch(() => undefined);
-      for (;;) {
-        if (queue.length === 0) {
-          if (!reading || this.#stopped || feedStopped) return;
-          await new Promise<void>((r) => (wakeWriter = r));
-          continue;
-        }
-        const take: FeedBatch[] = [];
-        let ops = 0;
-        while (queue.length > 0 && (take.length === 0 || ops < APPLY_MAX_OPS)) {
-          const next = queue.shift()!;
-          take.push(next);
-          ops += next.batch.ops.length;
-        }
-        wakeReader?.();
-        for (;;) {
-          try {
-            const r = await applier.applyMany(take.map((t) => t.batch));
-            // Applying again is a no-op, so the acks need not hold up the next transaction.
-            for (const t of take) void t.ack().catch(() => false);
-            const last = take[take.length - 1]!.batch;
-            link.appliedBatches += take.length;
-            link.appliedOps += r.ops;
-            link.lastAppliedAt = Date.now();
-            link.lagMs = lagOf(last);
-            const newest = newestTag(last);
-            if (newest > (this.#applied.get(peer) ?? '')) this.#applied.set(peer, newest);
-            link.error = null;
-            break;
-          } catch (err) {
-            link.error = (err as Error).message;
-            this.#log.warn({ peer, err: link.error }, 'apply failed; retrying');
-            if (this.#stopped || feedStopped) return;
-            await new Promise((r) => setTimeout(r, 500));
-          }
-        }
-      }
-    })();
-    const run = Promise.all([reader, writer])
-      .then(() => undefined)
-      .finally(() => client.disconnect());
-    const stop = async () => {
-      feedStopped = true;
-      queue.length = 0;
-      wakeWriter?.();
-      await feed.stop();
-      await run.catch(() => undefined);
-    };
-    this.#feeds.set(peer, { peer, feed, run, link, stop });
-  }
-
-  #endpoint(): { host: string; port: number } {
-    const p = this.#primary();
+  /** The shard's primary, or its first configured node while none is known. */
+  #endpoint(shard: string): { host: string; port: number } {
+    const p = this.#primary(shard);
     if (p !== undefined) return { host: p.host, port: p.port };
-    const first = this.#config.redis.nodes[0]!;
+    const first =
+      this.#config.redis.nodes.find((n) => (n.shard ?? DEFAULT_SHARD) === shard) ??
+      this.#config.redis.nodes[0]!;
     return { host: first.host, port: first.port };
   }
 
@@ -475,33 +442,50 @@ export class ReplicationPlane {
   }
 
   status(): ReplicationStatus {
-    const links: ReplicationLink[] = [];
-    const peers = new Set([...this.#feeds.keys(), ...this.#consumers]);
-    for (const peer of [...peers].sort()) {
-      const f = this.#feeds.get(peer);
-      const base = f?.link ?? emptyLink(peer);
-      links.push({
-        ...base,
-        appliedTag: this.#applied.get(peer) ?? null,
-        backlog: this.#backlogs.get(peer) ?? null,
-      });
-    }
-    const c = this.#capture?.stats;
+    const shards: ShardReplicationStatus[] = this.#units.map((unit) => {
+      const peers = new Set([...unit.feeds.keys(), ...unit.consumers]);
+      const c = unit.capture?.stats;
+      return {
+        shard: unit.shard,
+        primary: unit.capture === null ? null : unit.capturedFrom,
+        capture:
+          c === undefined
+            ? null
+            : {
+                batches: c.batches,
+                ops: c.ops,
+                recordedOffset: c.recordedOffset,
+                warnings: c.warnings,
+                unconfirmed: c.unconfirmed,
+              },
+        captureError: unit.captureError,
+        links: [...peers].sort().map((peer) => ({
+          ...(unit.feeds.get(peer)?.link ?? emptyLink(peer)),
+          backlog: unit.backlogs.get(peer) ?? null,
+        })),
+      };
+    });
+    const peers = new Set([
+      ...this.#unpaired.keys(),
+      ...shards.flatMap((s) => s.links.map((l) => l.peer)),
+    ]);
+    const links = [...peers].sort().map((peer) =>
+      combineLinks(
+        peer,
+        shards.flatMap((s) => {
+          const link = s.links.find((l) => l.peer === peer);
+          return link === undefined ? [] : [{ shard: s.shard, link }];
+        }),
+        this.#unpaired.get(peer) || null,
+      ),
+    );
     return {
       enabled: this.#config.replication.enabled,
       state: this.#state,
-      capture:
-        c === undefined
-          ? null
-          : {
-              batches: c.batches,
-              ops: c.ops,
-              recordedOffset: c.recordedOffset,
-              warnings: c.warnings,
-              unconfirmed: c.unconfirmed,
-            },
-      captureError: this.#captureError,
+      capture: sumCaptures(shards.map((s) => s.capture)),
+      captureError: shards.find((s) => s.captureError !== null)?.captureError ?? null,
       links,
+      shards,
       gcHorizon: this.#group.document.gcHorizon() || null,
       lastGc: this.#gcStats,
     };
@@ -510,37 +494,22 @@ export class ReplicationPlane {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#state = 'stopped';
-    await Promise.all([...this.#feeds.values()].map((f) => f.stop()));
-    this.#feeds.clear();
+    await Promise.all(this.#units.flatMap((u) => [...u.feeds.values()].map((f) => f.stop())));
+    for (const u of this.#units) u.feeds.clear();
     await this.#gc?.catch(() => undefined);
-    await this.#capture?.stop();
+    await Promise.all(this.#units.map((u) => u.capture?.stop() ?? Promise.resolve()));
   }
 }
 
-/** A link before anything was applied or measured. */
-function emptyLink(peer: string): ReplicationLink {
-  return {
-    peer,
-    lagMs: null,
-    appliedBatches: 0,
-    appliedOps: 0,
-    lastAppliedAt: null,
-    appliedTag: null,
-    backlog: null,
-    error: null,
-  };
+/** The region's shard names: the default shard first, then by name (as {@link shardsOf} sorts). */
+function shardNames(config: AgentConfig): string[] {
+  const names = new Set(config.redis.nodes.map((n) => n.shard ?? DEFAULT_SHARD));
+  return [...names].sort((a, b) =>
+    a === DEFAULT_SHARD ? -1 : b === DEFAULT_SHARD ? 1 : a < b ? -1 : 1,
+  );
 }
 
-/** The newest tag of a batch ('' when empty). */
-function newestTag(batch: OpBatch): string {
-  let max = '';
-  for (const op of batch.ops) if (op.tag > max) max = op.tag;
-  return max;
-}
-
-/** ms between the newest op of a batch (its HLC wall time) and now. */
-function lagOf(batch: OpBatch): number | null {
-  const max = newestTag(batch);
-  if (max === '') return null;
-  return Math.max(0, Date.now() - decodeHlc(max).ms);
+/** Capture's position file of a shard; the default shard keeps the name from before shards. */
+function positionFile(shard: string): string {
+  return shard === DEFAULT_SHARD ? 'capture-position.json' : `capture-position-${shard}.json`;
 }

@@ -147,6 +147,21 @@ export interface ReplicationLink {
   appliedTag: string | null;
   /** The last apply error, cleared by the next success. */
   error: string | null;
+  /**
+   * Shards that only one of the two regions has, which are not replicated between them, said
+   * in words; absent when both have the same shards.
+   */
+  unpairedShards?: string;
+}
+
+/** Replication of one shard of a region: its capture and its links (one per peer having it). */
+export interface ShardReplicationStatus {
+  shard: string;
+  /** `host:port` of the primary that capture and apply follow; null before capture started. */
+  primary: string | null;
+  capture: ReplicationStatus['capture'];
+  captureError: string | null;
+  links: ReplicationLink[];
 }
 
 /** The replication part of a region's status. */
@@ -163,7 +178,13 @@ export interface ReplicationStatus {
   } | null;
   /** Why capture last failed for good (refused credentials, ...), until a new capture runs. */
   captureError?: string | null;
+  /**
+   * One per peer, summed over the shards both regions have: counters add up, lag and backlog
+   * age are the worst shard's, the applied tag is the oldest shard's (the watermark).
+   */
   links: ReplicationLink[];
+  /** Per shard, in the order of the region's shards (absent from agents that predate shards). */
+  shards?: ShardReplicationStatus[];
   /**
    * Below this HLC tag every linked region has applied every other's writes (from the
    * watermarks in the group document); tombstones older than it can be collected. Null when a

@@ -78,6 +78,7 @@ export type {
   StatusReport,
   ReplicationLink,
   ReplicationStatus,
+  ShardReplicationStatus,
   RegionActivity,
 } from './health.js';
 export { isTerminalStatus } from './group-types.js';

@@ -31,6 +31,8 @@ export type { Proposal, Ballot, VoteResult, Grant, GrantStore } from './votes.js
 export {
   shardPrimaries,
   setShardPrimary,
+  regionShards,
+  setRegionShards,
   routedTo,
   setRouting,
   writesFenced,

@@ -5,7 +5,7 @@
  * maintenance window, and cancelling a scheduled operation. Each region's agent writes only its
  * own region's entry, except routing, which a voted or forced operation writes.
  */
-import { ConflictError, NotFoundError } from '@georep/core';
+import { ConflictError, DEFAULT_SHARD, NotFoundError } from '@georep/core';
 import type { GroupDocument } from './group-document.js';
 import type { MaintenanceWindow } from './schema.js';
 
@@ -43,6 +43,29 @@ export function setShardPrimary(
       message: change.message,
       operationId: by.operationId,
     });
+  });
+}
+
+/** The shard names `region`'s agent recorded, sorted; the default shard alone when none were. */
+export function regionShards(doc: GroupDocument, region: string): string[] {
+  const recorded = doc.doc.regions[region]?.shards;
+  return recorded === undefined || recorded.length === 0 ? [DEFAULT_SHARD] : [...recorded];
+}
+
+/**
+ * Records `region`'s shard names (from its agent's configuration) when they differ from what the
+ * document holds. A region with only the default shard needs no entry (that is what an absent
+ * one means), so a one-shard group's document never changes for this. A no-op for an unknown
+ * region.
+ */
+export function setRegionShards(doc: GroupDocument, region: string, shards: string[]): void {
+  const sorted = [...new Set(shards)].sort();
+  const entry = doc.doc.regions[region];
+  if (entry === undefined) return;
+  if (regionShards(doc, region).join(',') === sorted.join(',')) return;
+  doc.change(`${region}: shards ${sorted.join(', ')}`, (d) => {
+    const e = d.regions[region];
+    if (e !== undefined) e.shards = sorted;
   });
 }
 

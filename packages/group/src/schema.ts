@@ -41,6 +41,12 @@ export interface RegionDoc {
    */
   primaries?: Record<string, string>;
   /**
+   * The region's shard names, sorted, as its agent last wrote them from its configuration.
+   * Replication pairs shards by name: shard `s` of one region is applied into shard `s` of the
+   * others. Absent for a region whose agent predates shards: it has the default shard only.
+   */
+  shards?: string[];
+  /**
    * Regional failover: the region whose primaries serve this region's traffic, or null/absent
    * when the region serves its own.
    */

@@ -1,6 +1,10 @@
 /**
- * One region's stream of batches: the JetStream stream `GEOREP_OPS_<group>_<region>` on subject
- * `georep.<group>.ops.<region>`, with one durable pull consumer per peer region (`peer-<peer>`).
+ * One shard's stream of batches in a region: the JetStream stream `GEOREP_OPS_<group>_<region>`
+ * on subject `georep.<group>.ops.<region>` for the default shard (`main`), and
+ * `GEOREP_OPS_<group>_<region>_<shard>` on `georep.<group>.ops.<region>.<shard>` for any other,
+ * with one durable pull consumer per peer region (`peer-<peer>`). A stream per shard keeps order,
+ * limits, backlog and loss detection per shard, each as simple as with one shard
+ * (docs/replication-internals.md, "Several shards per region").
  *
  * Retention is **interest**: a batch stays until every peer consumer has acked it, then the
  * server drops it. So the stream holds exactly what some peer still needs, and unlinking a
@@ -28,18 +32,28 @@ import {
   type StreamConfig,
   type StreamInfo,
 } from '@nats-io/jetstream';
+import { DEFAULT_SHARD } from '@georep/core';
 import type { OpBatch } from './ops.js';
 import { encodeBatch } from './batch-codec.js';
 import { BadBatchError, OpsPublishError, OpsStreamError } from './transport-errors.js';
 
-/** The stream of `region`'s batches in `group`. Names are `[a-z0-9-]`, all allowed in stream names. */
-export function opsStreamName(group: string, region: string): string {
-  return `GEOREP_OPS_${group}_${region}`;
+/**
+ * The stream of the batches of `region`'s `shard` in `group`. Group, region and shard names are
+ * `[a-z0-9-]`, so `_` separates them without ambiguity. The default shard keeps the name streams
+ * had before shards, so that an upgrade finds its stream.
+ */
+export function opsStreamName(group: string, region: string, shard = DEFAULT_SHARD): string {
+  const name = `GEOREP_OPS_${group}_${region}`;
+  return shard === DEFAULT_SHARD ? name : `${name}_${shard}`;
 }
 
-/** The subject `region` publishes its batches on (next to the group subjects of `@georep/core`). */
-export function opsSubject(group: string, region: string): string {
-  return `georep.${group}.ops.${region}`;
+/**
+ * The subject `region`'s `shard` publishes its batches on (next to the group subjects of
+ * `@georep/core`); the default shard's is the subject from before shards.
+ */
+export function opsSubject(group: string, region: string, shard = DEFAULT_SHARD): string {
+  const subject = `georep.${group}.ops.${region}`;
+  return shard === DEFAULT_SHARD ? subject : `${subject}.${shard}`;
 }
 
 /** The durable consumer through which `peer` pulls an origin's stream. */
@@ -57,6 +71,8 @@ export interface OpsStreamOptions {
   group: string;
   /** The origin region: the one whose batches the stream carries. */
   region: string;
+  /** The origin's shard (default {@link DEFAULT_SHARD}). */
+  shard?: string;
   /** JetStream cluster to place the stream in (each region's servers form a cluster named after it). */
   placementCluster?: string;
   /** Largest size of the stream; beyond it the oldest batches are discarded. */
@@ -114,20 +130,22 @@ export interface PeerBacklog {
 export class OpsStream {
   readonly group: string;
   readonly region: string;
-  /** `GEOREP_OPS_<group>_<region>`. */
+  readonly shard: string;
+  /** {@link opsStreamName}. */
   readonly name: string;
-  /** `georep.<group>.ops.<region>`. */
+  /** {@link opsSubject}. */
   readonly subject: string;
   readonly #jsm: JetStreamManager;
   readonly #js: JetStreamClient;
 
-  private constructor(jsm: JetStreamManager, group: string, region: string) {
+  private constructor(jsm: JetStreamManager, group: string, region: string, shard: string) {
     this.#jsm = jsm;
     this.#js = jsm.jetstream();
     this.group = group;
     this.region = region;
-    this.name = opsStreamName(group, region);
-    this.subject = opsSubject(group, region);
+    this.shard = shard;
+    this.name = opsStreamName(group, region, shard);
+    this.subject = opsSubject(group, region, shard);
   }
 
   /**
@@ -138,10 +156,15 @@ export class OpsStream {
    * with another retention, which cannot be changed in place).
    */
   static async ensure(jsm: JetStreamManager, options: OpsStreamOptions): Promise<OpsStream> {
-    const stream = new OpsStream(jsm, options.group, options.region);
+    const stream = new OpsStream(
+      jsm,
+      options.group,
+      options.region,
+      options.shard ?? DEFAULT_SHARD,
+    );
     const wanted: Partial<StreamConfig> = {
       subjects: [stream.subject],
-      description: `georep batches of region ${options.region} in group ${options.group}`,
+      description: `georep batches of region ${options.region}, shard ${stream.shard}, in group ${options.group}`,
       storage: StorageType.File,
       retention: RetentionPolicy.Interest,
       discard: DiscardPolicy.Old,
@@ -187,8 +210,13 @@ export class OpsStream {
    * A handle on an existing stream without asking the server (to manage peer consumers or read
    * backlogs from a region that does not own the stream).
    */
-  static attach(jsm: JetStreamManager, group: string, region: string): OpsStream {
-    return new OpsStream(jsm, group, region);
+  static attach(
+    jsm: JetStreamManager,
+    group: string,
+    region: string,
+    shard = DEFAULT_SHARD,
+  ): OpsStream {
+    return new OpsStream(jsm, group, region, shard);
   }
 
   /**
@@ -207,7 +235,7 @@ export class OpsStream {
       if (existing === null) {
         const config: Partial<ConsumerConfig> = {
           durable_name: name,
-          description: `georep: region ${peer} pulls the batches of ${this.region}`,
+          description: `georep: region ${peer} pulls the batches of ${this.region}, shard ${this.shard}`,
           ack_policy: AckPolicy.Explicit,
           deliver_policy: DeliverPolicy.All,
           replay_policy: ReplayPolicy.Instant,

@@ -51,6 +51,8 @@ export interface PeerFeedOptions {
   group: string;
   /** The region whose stream is pulled. */
   origin: string;
+  /** The origin's shard whose stream is pulled (default {@link DEFAULT_SHARD}). */
+  shard?: string;
   /** This region: the feed pulls through consumer `peer-<peer>`. */
   peer: string;
   /** Batches per fetch (default 16). */
@@ -143,7 +145,7 @@ export class PeerFeed implements AsyncIterable<FeedItem> {
     this.origin = options.origin;
     this.peer = options.peer;
     this.#target = {
-      stream: opsStreamName(options.group, options.origin),
+      stream: opsStreamName(options.group, options.origin, options.shard),
       consumer: peerConsumerName(options.peer),
     };
     this.#log = (options.logger ?? makeLogger('replication.transport')).child({

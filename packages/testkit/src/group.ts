@@ -262,15 +262,21 @@ export async function startRegion(
     writeAgentConfigs(plan);
     const { command, args } = options.agentCommand(region.agent.configFile);
     const url = { host: plan.host, port: region.agent.httpPort };
-    agent = await ManagedProcess.start({
-      name: `agent ${region.name}`,
-      command,
-      args,
-      env: { ...process.env, ...options.agentEnv },
-      logFile: region.agent.logFile,
-      ready: async () => (await fetchAgentHealth(url.host, url.port)) !== null,
-      detached,
-    });
+    try {
+      agent = await ManagedProcess.start({
+        name: `agent ${region.name}`,
+        command,
+        args,
+        env: { ...process.env, ...options.agentEnv },
+        logFile: region.agent.logFile,
+        ready: async () => (await fetchAgentHealth(url.host, url.port)) !== null,
+        detached,
+      });
+    } catch (err) {
+      // The region is not handed back, so nobody else would stop its servers.
+      await Promise.all([nats.stop(), ...nodes.map((n) => n.stop())]);
+      throw err;
+    }
   }
   return { nats, nodes, agent };
 }

@@ -1,6 +1,6 @@
 /** `georep status`: every region's health, asked of any reachable agent. */
 import { Command, Option } from 'commander';
-import type { RegionStatus, StatusReport } from '@georep/core';
+import type { RegionStatus, ReplicationLink, ReplicationStatus, StatusReport } from '@georep/core';
 import { connectGroup } from '../agent-client.js';
 import { formatAge, formatBytes, renderTable } from '../format.js';
 import { renderSchedules } from './snapshot-schedule.js';
@@ -67,7 +67,13 @@ function renderReplication(report: StatusReport): string {
   const rep = self?.replication;
   if (rep === undefined) return '';
   if (!rep.enabled) return `\nreplication of ${report.answeredBy}: off`;
-  const rows = rep.links.map((l) => [
+  // Several shards: a row per shard and peer, so that a lagging shard is not hidden by the sum.
+  const perShard = (rep.shards?.length ?? 0) > 1;
+  const linkRows: Array<{ shard: string | null; link: ReplicationLink }> = perShard
+    ? rep.shards!.flatMap((s) => s.links.map((link) => ({ shard: s.shard, link })))
+    : rep.links.map((link) => ({ shard: null, link }));
+  const rows = linkRows.map(({ shard, link: l }) => [
+    ...(perShard ? [shard ?? '-'] : []),
     l.peer,
     l.lagMs === null ? '-' : `${l.lagMs} ms`,
     String(l.appliedOps),
@@ -82,16 +88,31 @@ function renderReplication(report: StatusReport): string {
       (l) =>
         `warning: the backlog held for ${l.peer} reaches the stream limit (${formatBytes(l.backlog!.streamLimitBytes)}) in about ${formatAge(l.backlog!.fullInSec! * 1000)}; bring ${l.peer} back or force-unlink it`,
     );
-  const capture =
-    rep.capture === null
-      ? rep.captureError == null
+  const unpaired = rep.links.flatMap((l) =>
+    l.unpairedShards === undefined ? [] : [`warning: ${l.unpairedShards}`],
+  );
+  const captureOf = (capture: ReplicationStatus['capture'], error: string | null | undefined) =>
+    capture === null
+      ? error == null
         ? 'not started'
-        : `capture failed: ${rep.captureError}; started again every 5 s`
-      : `${rep.capture.ops} ops captured`;
+        : `capture failed: ${error}; started again every 5 s`
+      : `${capture.ops} ops captured`;
+  const capture = perShard
+    ? rep.shards!.map((s) => `${s.shard}: ${captureOf(s.capture, s.captureError)}`).join('; ')
+    : captureOf(rep.capture, rep.captureError);
   return `\n\nreplication of ${report.answeredBy} (${rep.state}, ${capture})\n${renderTable(
-    ['PEER', 'LAG', 'APPLIED', 'BACKLOG HELD', 'GROWTH', 'FULL IN', 'PROBLEM'],
+    [
+      ...(perShard ? ['SHARD'] : []),
+      'PEER',
+      'LAG',
+      'APPLIED',
+      'BACKLOG HELD',
+      'GROWTH',
+      'FULL IN',
+      'PROBLEM',
+    ],
     rows,
-  )}${warnings.map((w) => `\n${w}`).join('')}`;
+  )}${[...warnings, ...unpaired].map((w) => `\n${w}`).join('')}`;
 }
 
 function regionRow(region: RegionStatus): string[] {
