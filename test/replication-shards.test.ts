@@ -149,4 +149,41 @@ describe('replication of several shards per region', () => {
       await nc.close();
     }
   });
+
+  it('unlink - a graceful unlink drains what the region wrote just before, in every shard', async () => {
+    // A burst in us-east, then at once a graceful unlink: it waits until eu-west applied it all.
+    const N = 20_000;
+    for (const shard of ['s1', 's2']) {
+      const pipe = g.client('us-east', shard).pipeline();
+      for (let i = 0; i < N; i++) pipe.set(`burst:${shard}:${i}`, String(i));
+      await pipe.exec();
+    }
+    const run = await georep([
+      '--nats',
+      g.nats('eu-west'),
+      '--group',
+      GROUP,
+      'unlink',
+      'us-east',
+      '--json',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      status: 'succeeded',
+      result: { linkState: 'unlinked' },
+    });
+    for (const shard of ['s1', 's2']) {
+      const eu = g.client('eu-west', shard);
+      const keys = await eu.eval(
+        `local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do n = n + 1 end return n`,
+        0,
+        `burst:${shard}:*`,
+      );
+      expect(keys, `keys of the burst in eu-west ${shard}`).toBe(N);
+    }
+    // What us-east writes now stays there.
+    await g.client('us-east', 's1').set('after-unlink', 'x');
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await g.client('eu-west', 's1').exists('after-unlink')).toBe(0);
+  });
 });

@@ -145,6 +145,7 @@ export class Agent {
       plane: this.plane,
       healthOf: (region) => this.report().regions.find((r) => r.name === region)?.state,
       askVote: (region, proposal) => this.#askVote(region, proposal),
+      regionStatus: (region) => this.#regionStatus(region),
     });
     try {
       this.#runner.failInterrupted(isScheduledSwitchover);

@@ -24,6 +24,7 @@ import {
   type Proposal,
 } from '@georep/group';
 import type { GroupPlane } from './group-plane.js';
+import { waitDrained, type RegionStatusOf } from './drain.js';
 
 /** A link or unlink request as the CLI sends it. */
 export interface MembershipRequest {
@@ -46,7 +47,12 @@ export interface RunnerContext {
   healthOf: (region: string) => RegionState | undefined;
   /** Asks the agent of `region` for its ballot (times out by rejecting). */
   askVote: (region: string, proposal: Proposal) => Promise<Ballot>;
+  /** Asks a region's own agent for its status (replication backlogs); a graceful unlink drains. */
+  regionStatus?: RegionStatusOf;
 }
+
+/** How long a graceful unlink waits for the backlogs to and from the region to drain. */
+export const UNLINK_DRAIN_TIMEOUT_MS = 20_000;
 
 /** See the module comment. */
 export class OperationRunner {
@@ -398,6 +404,34 @@ export class OperationRunner {
     }
   }
 
+  /**
+   * A graceful unlink: while `target` is `unlinking` it still replicates both ways; this waits
+   * until what it holds for every other linked region, and what they hold for it, is applied.
+   * When that takes too long the region is linked again and the unlink fails: nothing is lost,
+   * and the operator can move its traffic away first, or force-unlink it.
+   */
+  async #drain(target: string, by: { region: string; operationId: string }): Promise<void> {
+    const regionStatus = this.#ctx.regionStatus;
+    if (regionStatus === undefined) return;
+    const doc = this.#ctx.plane.document;
+    const others = doc.linkedRegions().filter((r) => r !== target);
+    const left = await waitDrained({
+      regionStatus,
+      pairs: others.flatMap((o) => [[target, o] as const, [o, target] as const]),
+      since: Date.now(),
+      timeoutMs: UNLINK_DRAIN_TIMEOUT_MS,
+    });
+    if (left === '') return;
+    doc.setLinkState(target, 'linked', by);
+    throw new ConflictError(
+      'unlink.not-drained',
+      `${target} was not unlinked: its replication did not drain within ${UNLINK_DRAIN_TIMEOUT_MS / 1000} s (${left})`,
+      {
+        hint: `it stays linked; move its traffic away (georep failover) and repeat, or force-unlink it if it is gone (georep unlink ${target} --force --yes)`,
+      },
+    );
+  }
+
   async #execute(operation: OperationView): Promise<void> {
     const { plane } = this.#ctx;
     const doc = plane.document;
@@ -441,7 +475,7 @@ export class OperationRunner {
       );
       if (operation.kind === 'unlink') {
         doc.setLinkState(target, 'unlinking', by);
-        // Draining the replication backlog both ways comes with the data plane; nothing to drain yet.
+        await this.#drain(target, by);
         doc.setLinkState(target, 'unlinked', by);
         doc.updateOperation(operation.id, {
           status: 'succeeded',

@@ -33,6 +33,7 @@ import { routedTo, setRouting, writesFenced } from '@georep/group';
 import type { GroupPlane } from './group-plane.js';
 import type { OperationRunner } from './operations.js';
 import { resolveMasters } from './sentinel-view.js';
+import { waitDrained } from './drain.js';
 
 /** A failover or failback request as the CLI sends it. */
 export interface RegionalFailoverRequest {
@@ -79,8 +80,6 @@ export interface RegionalFailoverContext {
   onRoutingChange: () => void;
 }
 
-/** How long both backlogs must stay empty before a failback trusts them. */
-const CATCH_UP_STABLE_MS = 2500;
 /** How long a failback waits for both directions by default. */
 const DEFAULT_CATCH_UP_MS = 120_000;
 
@@ -334,33 +333,23 @@ export class RegionalFailover {
         { ...by, message: `${region}'s primaries accept writes again (failback started)` },
       );
     }
-    const liftedAt = Date.now();
-    const deadline = liftedAt + (request.catchUpTimeoutMs ?? DEFAULT_CATCH_UP_MS);
-    let left = '';
-    // Backlogs are measured about once a second by each agent, and R applies S's batches only
-    // once its agent saw the fence lifted: a single zero could predate both. Empty backlogs must
-    // be seen for CATCH_UP_STABLE_MS, starting at least that long after the fence was lifted.
-    let emptySince: number | null = null;
-    for (;;) {
-      left = await this.#notCaughtUp(region, servedBy);
-      const now = Date.now();
-      emptySince = left === '' ? (emptySince ?? now) : null;
-      if (
-        emptySince !== null &&
-        now - emptySince >= CATCH_UP_STABLE_MS &&
-        now - liftedAt >= CATCH_UP_STABLE_MS
-      )
-        break;
-      if (left !== '' && now > deadline) {
-        throw new ConflictError(
-          'failback.not-caught-up',
-          `${region} and ${servedBy} have not caught up: ${left}`,
-          {
-            hint: `traffic stays on ${servedBy} and ${region} is no longer fenced; repeat georep failback ${region} once the backlogs drain (georep status)`,
-          },
-        );
-      }
-      await new Promise((r) => setTimeout(r, 500));
+    const left = await waitDrained({
+      regionStatus: this.#ctx.regionStatus,
+      pairs: [
+        [region, servedBy],
+        [servedBy, region],
+      ],
+      since: Date.now(),
+      timeoutMs: request.catchUpTimeoutMs ?? DEFAULT_CATCH_UP_MS,
+    });
+    if (left !== '') {
+      throw new ConflictError(
+        'failback.not-caught-up',
+        `${region} and ${servedBy} have not caught up: ${left}`,
+        {
+          hint: `traffic stays on ${servedBy} and ${region} is no longer fenced; repeat georep failback ${region} once the backlogs drain (georep status)`,
+        },
+      );
     }
     const changes = this.#changes(region, region);
     setRouting(
@@ -378,33 +367,5 @@ export class RegionalFailover {
       changes,
       votes: ballots,
     };
-  }
-
-  /** What is left before both directions caught up ('' when nothing). */
-  async #notCaughtUp(region: string, servedBy: string): Promise<string> {
-    const pending = async (origin: string, peer: string) => {
-      try {
-        const report = await this.#ctx.regionStatus(origin);
-        const link = report.regions
-          .find((r) => r.name === origin)
-          ?.replication?.links.find((l) => l.peer === peer);
-        return link?.backlog ?? null;
-      } catch {
-        return null;
-      }
-    };
-    const parts: string[] = [];
-    for (const [origin, peer] of [
-      [region, servedBy],
-      [servedBy, region],
-    ] as const) {
-      const backlog = await pending(origin, peer);
-      if (backlog === null) parts.push(`the backlog of ${origin} for ${peer} is unknown`);
-      else if (backlog.messages > 0)
-        parts.push(
-          `${origin} holds ${backlog.messages} batches (${backlog.bytes} bytes) not yet applied in ${peer}`,
-        );
-    }
-    return parts.join('; ');
   }
 }

@@ -130,11 +130,13 @@ export class ReplicationPlane {
         self,
         this.#units.map((u) => u.shard),
       );
-      const active = this.#group.linkState === 'linked' && !this.#group.fenced;
+      // A region being unlinked gracefully replicates both ways until its backlogs drained.
+      const replicates = (state: string | null) => state === 'linked' || state === 'unlinking';
+      const active = replicates(this.#group.linkState) && !this.#group.fenced;
       const peers = active
         ? doc
             .regions()
-            .filter((r) => r.name !== self && r.linkState === 'linked')
+            .filter((r) => r.name !== self && replicates(r.linkState))
             .map((r) => r.name)
         : [];
       const peerShards = new Map(peers.map((p) => [p, regionShards(doc, p)]));
