@@ -21,6 +21,7 @@ import {
   type GroupSubjects,
   type Heartbeat,
   type Logger,
+  type NodeSample,
   type RegionState,
   type StatusReport,
 } from '@georep/core';
@@ -48,6 +49,7 @@ import { makeSentinelView } from './sentinel-view.js';
 import { cancelOperation, routedTo } from '@georep/group';
 import { OperationRunner } from './operations.js';
 import { ReplicationPlane } from './replication-plane.js';
+import { RegionResync } from './region-resync.js';
 import { SnapshotPlane } from './snapshot-plane.js';
 import { ScheduleRunner } from './schedule-runner.js';
 import { ScheduleLeases } from './schedule-lease.js';
@@ -92,6 +94,7 @@ export class Agent {
   /** Snapshot schedules of this region (see schedule-runner.ts). */
   readonly schedules: ScheduleRunner;
   readonly replication: ReplicationPlane;
+  readonly #resync: RegionResync;
   readonly switchover: SwitchoverPlane;
   readonly autoFailover: AutoFailover;
   readonly regionalFailover: RegionalFailover;
@@ -198,9 +201,23 @@ export class Agent {
       report: () => this.report(),
     });
     // Replication of each shard follows that shard's legitimate primary.
-    this.replication = new ReplicationPlane(config, this.plane, (shard) => {
+    // A shard's legitimate primary while it is up as primary.
+    const upPrimary = (shard: string): NodeSample | undefined => {
       const primary = this.switchover.shards().find((s) => s.shard === shard)?.primary;
       return primary?.up === true && primary.role === 'primary' ? primary : undefined;
+    };
+    this.replication = new ReplicationPlane(config, this.plane, upPrimary);
+    this.#resync = new RegionResync({
+      config,
+      plane: this.plane,
+      replication: this.replication,
+      subjects: this.subjects,
+      nc: () => this.#nc,
+      report: () => this.report(),
+      primary: upPrimary,
+      keep: async (node, name, operationId) => {
+        await this.#snapshots.export({ name }, node, operationId);
+      },
     });
     this.metrics = createMetrics(() => this.report(), {
       group: config.group,
@@ -352,7 +369,10 @@ export class Agent {
       this.schedules.attach(nc);
       this.replication.attach(nc);
       this.#timers.push(
-        setInterval(() => void this.replication.reconcile(), REPLICATION_RECONCILE_MS),
+        setInterval(() => {
+          void this.replication.reconcile();
+          this.#resync.check();
+        }, REPLICATION_RECONCILE_MS),
       );
       void this.replication.reconcile();
       void this.#watchNats(nc);

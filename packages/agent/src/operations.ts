@@ -19,6 +19,8 @@ import {
 import {
   collectVotes,
   noQuorumError,
+  resyncOf,
+  setResync,
   validateClientToken,
   type Ballot,
   type Proposal,
@@ -112,6 +114,8 @@ export class OperationRunner {
       if (op.requestedVia !== this.#ctx.region) continue;
       // A scheduled operation that has not started is kept: its owner picks it up again.
       if (op.status === 'pending' && resumable(op)) continue;
+      // A link --resync is finished by the region's own agent, not by this one.
+      if (resyncOf(doc, String(op.params.region))?.operationId === op.id) continue;
       doc.updateOperation(op.id, {
         status: 'failed',
         error: {
@@ -432,6 +436,20 @@ export class OperationRunner {
     );
   }
 
+  /** The region whose data a resync copies: this one when it is linked, else the first linked. */
+  #resyncSource(target: string): string {
+    const linked = this.#ctx.plane.document.linkedRegions().filter((r) => r !== target);
+    const source = linked.includes(this.#ctx.region) ? this.#ctx.region : linked[0];
+    if (source === undefined) {
+      throw new ConflictError(
+        'link.no-source',
+        `no linked region has data to resync ${target} from`,
+        { hint: 'link a region first (georep link R --force --yes when none is linked)' },
+      );
+    }
+    return source;
+  }
+
   async #execute(operation: OperationView): Promise<void> {
     const { plane } = this.#ctx;
     const doc = plane.document;
@@ -483,7 +501,15 @@ export class OperationRunner {
         });
       } else {
         const resync = operation.params.resync === true;
+        const previous = doc.region(target)?.linkState ?? 'unlinked';
         doc.setLinkState(target, 'linking', by);
+        if (resync) {
+          // The region's own agent replaces its data and finishes the operation (region-resync.ts).
+          const from = this.#resyncSource(target);
+          setResync(doc, target, { from, operationId: operation.id, previous });
+          this.#log.info({ region: target, from }, 'link --resync handed to the region');
+          return;
+        }
         doc.setLinkState(target, 'linked', by);
         doc.updateOperation(operation.id, {
           status: 'succeeded',
@@ -493,14 +519,6 @@ export class OperationRunner {
             epoch: doc.epoch,
             votes: ballots,
             resync,
-            ...(resync
-              ? {
-                  note:
-                    'the region was linked but its data was not replaced: copying the group data on relink is not ' +
-                    'built yet (docs/roadmap.md). Its writes made while it was out are not merged; keys written ' +
-                    'since anywhere converge, others may differ until written again',
-                }
-              : {}),
           },
         });
       }

@@ -32,7 +32,7 @@ import {
   type ShardReplicationStatus,
 } from '@georep/core';
 import { CapturePipeline, FilePositionStore, OpsStream, type OpBatch } from '@georep/replication';
-import { regionShards, setRegionShards } from '@georep/group';
+import { regionShards, resyncOf, setRegionShards } from '@georep/group';
 import type { GroupPlane } from './group-plane.js';
 import { emptyLink, startApplyFeed, type ApplyFeed } from './apply-feed.js';
 import { collectShardGarbage } from './replication-gc.js';
@@ -75,6 +75,8 @@ export class ReplicationPlane {
   #state: ReplicationStatus['state'] = 'off';
   #reconciling = false;
   #stopped = false;
+  /** Set by {@link hold}: nothing captures or applies until {@link release}. */
+  #held = false;
   /** Newest tag applied per peer (the oldest over the shards both have). */
   readonly #applied = new Map<string, string>();
   /** Per peer, a description of the shards only one side has ('' when they match). */
@@ -132,18 +134,30 @@ export class ReplicationPlane {
       );
       // A region being unlinked gracefully replicates both ways until its backlogs drained.
       const replicates = (state: string | null) => state === 'linked' || state === 'unlinking';
-      const active = replicates(this.#group.linkState) && !this.#group.fenced;
+      const active = replicates(this.#group.linkState) && !this.#group.fenced && !this.#held;
       const peers = active
         ? doc
             .regions()
             .filter((r) => r.name !== self && replicates(r.linkState))
             .map((r) => r.name)
         : [];
-      const peerShards = new Map(peers.map((p) => [p, regionShards(doc, p)]));
-      this.#noteUnpaired(peerShards);
+      // A region relinked with --resync gets its consumers before its agent takes the snapshot
+      // it loads, so that every batch published after the snapshot is kept for it.
+      const resyncing = active
+        ? doc
+            .regions()
+            .filter((r) => r.name !== self && r.linkState === 'linking')
+            .filter((r) => resyncOf(doc, r.name) !== null)
+            .map((r) => r.name)
+        : [];
+      const peerShards = new Map(
+        [...peers, ...resyncing].map((p) => [p, regionShards(doc, p)] as const),
+      );
+      this.#noteUnpaired(new Map(peers.map((p) => [p, peerShards.get(p)!])));
       for (const unit of this.#units) {
-        const having = peers.filter((p) => peerShards.get(p)!.includes(unit.shard));
-        await this.#reconcileShard(nc, unit, active, having);
+        const having = (list: string[]) =>
+          list.filter((p) => peerShards.get(p)!.includes(unit.shard));
+        await this.#reconcileShard(nc, unit, active, having(peers), having(resyncing));
       }
       if (this.#units.some((u) => u.capture !== null)) this.#state = 'running';
       this.#noteApplied(peers, peerShards);
@@ -163,12 +177,16 @@ export class ReplicationPlane {
     }
   }
 
-  /** One shard: its stream, the consumers of `peers` (the linked peers having it), capture, feeds. */
+  /**
+   * One shard: its stream, the consumers of `peers` (the linked peers having it) and of
+   * `resyncing` (regions being relinked with --resync: a consumer, no feed yet), capture, feeds.
+   */
   async #reconcileShard(
     nc: NatsConnection,
     unit: ShardUnit,
     active: boolean,
     peers: string[],
+    resyncing: string[],
   ): Promise<void> {
     if (unit.stream === null) {
       if (!active) return;
@@ -186,14 +204,14 @@ export class ReplicationPlane {
     const stream = unit.stream;
     // Consumers for peers first: with interest retention, a batch published while a peer has
     // no consumer is not kept for it.
-    for (const peer of peers) {
+    for (const peer of [...peers, ...resyncing]) {
       if (!unit.consumers.has(peer)) {
         await stream.ensurePeerConsumer(peer);
         unit.consumers.add(peer);
       }
     }
     for (const peer of [...unit.consumers]) {
-      if (!peers.includes(peer) && this.#gone(peer, unit.shard)) {
+      if (!peers.includes(peer) && !resyncing.includes(peer) && this.#gone(peer, unit.shard)) {
         await stream.deletePeerConsumer(peer);
         unit.consumers.delete(peer);
         unit.backlogs.delete(peer);
@@ -438,9 +456,42 @@ export class ReplicationPlane {
   }
 
   #dataDir(): string {
-    return (
-      this.#config.dataDir ?? join(tmpdir(), 'georep', this.#config.group, this.#config.region)
-    );
+    return replicationDataDir(this.#config);
+  }
+
+  /**
+   * Stops every capture and feed now and keeps them stopped until {@link release}, whatever the
+   * document says: a resync replaces the data and the capture positions underneath them. Waits
+   * for a reconcile in progress (it may start a capture) before stopping.
+   */
+  async hold(): Promise<void> {
+    this.#held = true;
+    for (let i = 0; i < 600 && this.#reconciling; i++) await new Promise((r) => setTimeout(r, 50));
+    for (const unit of this.#units) await this.#stopCaptureAndFeeds(unit);
+  }
+
+  /** Ends a {@link hold}: the next reconcile starts what the document asks for. */
+  release(): void {
+    this.#held = false;
+  }
+
+  /**
+   * Forgets this region's streams and consumers, after a resync deleted them (they held the
+   * region's writes from before, which are not merged). The next reconcile creates them again.
+   * Call only while the region is not replicating.
+   */
+  forgetStreams(): void {
+    for (const unit of this.#units) {
+      unit.stream = null;
+      unit.consumers.clear();
+      unit.backlogs.clear();
+      unit.samples.clear();
+    }
+  }
+
+  /** This region's shard names, in order. */
+  get shards(): string[] {
+    return this.#units.map((u) => u.shard);
   }
 
   status(): ReplicationStatus {
@@ -511,7 +562,12 @@ function shardNames(config: AgentConfig): string[] {
   );
 }
 
+/** Where the agent keeps capture positions (and other replication files). */
+export function replicationDataDir(config: AgentConfig): string {
+  return config.dataDir ?? join(tmpdir(), 'georep', config.group, config.region);
+}
+
 /** Capture's position file of a shard; the default shard keeps the name from before shards. */
-function positionFile(shard: string): string {
+export function positionFile(shard: string): string {
   return shard === DEFAULT_SHARD ? 'capture-position.json' : `capture-position-${shard}.json`;
 }

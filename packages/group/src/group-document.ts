@@ -206,6 +206,17 @@ export class GroupDocument {
   }
 
   /**
+   * Drops `region`'s row of watermarks: its data was replaced (`link --resync`), so what it had
+   * applied before no longer holds. Until it writes a new row, the horizon is held at ''.
+   */
+  clearWatermarks(region: string): void {
+    if (this.#doc.watermarks?.[region] === undefined) return;
+    this.change(`${region}: watermarks cleared`, (doc) => {
+      if (doc.watermarks !== undefined) delete doc.watermarks[region];
+    });
+  }
+
+  /**
    * The garbage-collection horizon: the oldest of the watermarks of every linked region for every
    * other linked region. Every linked region has applied every other's operations up to it, and
    * tags only grow per origin, so no operation with a tag at or below it can still arrive. Empty

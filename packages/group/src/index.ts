@@ -6,6 +6,7 @@ export type {
   HistoryEvent,
   Forced,
   MaintenanceWindow,
+  ResyncDoc,
 } from './schema.js';
 export { createGenesis, genesisActor, rootActor } from './genesis.js';
 export { GroupDocument, DocumentLoadError } from './group-document.js';
@@ -33,6 +34,8 @@ export {
   setShardPrimary,
   regionShards,
   setRegionShards,
+  resyncOf,
+  setResync,
   routedTo,
   setRouting,
   writesFenced,

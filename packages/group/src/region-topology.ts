@@ -7,7 +7,7 @@
  */
 import { ConflictError, DEFAULT_SHARD, NotFoundError } from '@georep/core';
 import type { GroupDocument } from './group-document.js';
-import type { MaintenanceWindow } from './schema.js';
+import type { MaintenanceWindow, ResyncDoc } from './schema.js';
 
 /** Who made a change, for the history. */
 export interface ChangeBy {
@@ -66,6 +66,21 @@ export function setRegionShards(doc: GroupDocument, region: string, shards: stri
   doc.change(`${region}: shards ${sorted.join(', ')}`, (d) => {
     const e = d.regions[region];
     if (e !== undefined) e.shards = sorted;
+  });
+}
+
+/** The `link --resync` of `region` in progress, if any. */
+export function resyncOf(doc: GroupDocument, region: string): ResyncDoc | null {
+  const r = doc.doc.regions[region]?.resync;
+  return r == null ? null : { from: r.from, operationId: r.operationId, previous: r.previous };
+}
+
+/** Sets or clears (null) the `link --resync` of `region`. A no-op for an unknown region. */
+export function setResync(doc: GroupDocument, region: string, resync: ResyncDoc | null): void {
+  if (doc.doc.regions[region] === undefined) return;
+  doc.change(`${region}: resync ${resync === null ? 'done' : `from ${resync.from}`}`, (d) => {
+    const e = d.regions[region];
+    if (e !== undefined) e.resync = resync === null ? null : { ...resync };
   });
 }
 

@@ -26,6 +26,14 @@ export interface MaintenanceWindow {
   timeZone: string;
 }
 
+/** A `link --resync` waiting for or being run by the region's own agent. */
+export interface ResyncDoc {
+  from: string;
+  operationId: string;
+  /** The link state to return to when the resync fails. */
+  previous: LinkState;
+}
+
 /** A member of the group. */
 export interface RegionDoc {
   name: string;
@@ -46,6 +54,11 @@ export interface RegionDoc {
    * others. Absent for a region whose agent predates shards: it has the default shard only.
    */
   shards?: string[];
+  /**
+   * `link --resync` in progress: the region is `linking`, and its own agent replaces its data with
+   * a snapshot of region `from`, then links it (or puts it back to `previous` on failure).
+   */
+  resync?: ResyncDoc | null;
   /**
    * Regional failover: the region whose primaries serve this region's traffic, or null/absent
    * when the region serves its own.

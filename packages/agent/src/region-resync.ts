@@ -1,0 +1,346 @@
+/**
+ * `link R --resync`, run by R's own agent: R's data is replaced by the group's, and R is linked.
+ * The writes R took while it was out (force-unlinked, or unlinked) are dropped, not merged.
+ *
+ * The operation runner that won the vote sets R `linking` with a `resync` entry (source region S)
+ * in the group document. Then R's agent:
+ * 1. waits until every linked peer has a consumer for R on each of its shard streams (their
+ *    replication planes create them for a `linking` region with a resync): every batch published
+ *    from then on is kept for R;
+ * 2. deletes R's own streams: they hold R's writes from before, which must not reach anyone;
+ * 3. per shard that S has too: exports R's own data of the shard as a snapshot `diverged-…` in
+ *    R's store (kept apart: the operator may inspect it or merge parts of it by hand);
+ *    has S's agent export the shard's primary into S's object store,
+ *    downloads it, and loads it into R's primary of the shard natively (a full sync: every key,
+ *    georep's metadata included, so R's tags are the group's); deletes the outbox it brought
+ *    (S's batches), and saves the primary's new replication position as capture's, so that
+ *    capture continues from there without a full sync (which would tag every key as a new write);
+ * 4. clears R's watermarks (what it had applied no longer holds) and links R. Its capture and
+ *    feeds start; the peers' consumers deliver what S had not applied at the snapshot (applying
+ *    twice is a no-op).
+ * A failure puts R back in its previous state and fails the operation; it can be repeated.
+ *
+ * Application writes into R between the end of the load and the saved position (milliseconds)
+ * stay in R only: stop writes into R during a resync (docs/operations.md).
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import {
+  ConflictError,
+  GeorepError,
+  makeLogger,
+  serializeError,
+  type AgentConfig,
+  type ApiReply,
+  type GroupSubjects,
+  type Logger,
+  type NodeSample,
+  type OperationView,
+  type StatusReport,
+} from '@georep/core';
+import { regionShards, resyncOf, setResync, type ResyncDoc } from '@georep/group';
+import { parseInfo } from '@georep/redis';
+import {
+  FilePositionStore,
+  OUTBOX_KEY,
+  opsStreamName,
+  peerConsumerName,
+  primaryClient,
+} from '@georep/replication';
+import { ObjectStoreSnapshotStore, importRdbNative, snapshotBucketName } from '@georep/snapshot';
+import type { GroupPlane } from './group-plane.js';
+import { positionFile, replicationDataDir, type ReplicationPlane } from './replication-plane.js';
+
+/** How long the peers have to create their consumers for the region. */
+const CONSUMERS_TIMEOUT_MS = 60_000;
+/** How long the source's export of one shard may take. */
+const EXPORT_TIMEOUT_MS = 30 * 60_000;
+
+/** What the resync needs from the agent. */
+export interface ResyncContext {
+  config: AgentConfig;
+  plane: GroupPlane;
+  replication: ReplicationPlane;
+  subjects: GroupSubjects;
+  nc: () => NatsConnection | null;
+  /** This agent's report: the peers' nodes come from their heartbeats. */
+  report: () => StatusReport;
+  /** This region's up primary of a shard. */
+  primary: (shard: string) => NodeSample | undefined;
+  /** Exports a node of this region into its own snapshot store as `name` (kept, not merged). */
+  keep: (node: NodeSample, name: string, operationId: string) => Promise<void>;
+}
+
+/** See the module comment. */
+export class RegionResync {
+  readonly #ctx: ResyncContext;
+  readonly #log: Logger;
+  #running: Promise<void> | null = null;
+
+  constructor(ctx: ResyncContext) {
+    this.#ctx = ctx;
+    this.#log = makeLogger('resync');
+  }
+
+  /** Starts the resync of this region when the document asks for one. Called every second. */
+  check(): void {
+    const { plane, config } = this.#ctx;
+    const resync = resyncOf(plane.document, config.region);
+    if (this.#running !== null || resync === null) return;
+    if (plane.linkState !== 'linking') return;
+    const op = plane.document.operation(resync.operationId);
+    if (op === undefined || op.status !== 'running') return;
+    this.#running = this.#run(resync).finally(() => (this.#running = null));
+  }
+
+  async #run(resync: ResyncDoc): Promise<void> {
+    const { plane, config } = this.#ctx;
+    const doc = plane.document;
+    const by = { region: config.region, operationId: resync.operationId };
+    this.#log.warn({ from: resync.from }, 'link --resync: replacing this region data');
+    try {
+      await this.#ctx.replication.hold();
+      const result = await this.#replace(resync.from);
+      doc.clearWatermarks(config.region);
+      setResync(doc, config.region, null);
+      doc.setLinkState(config.region, 'linked', by);
+      doc.updateOperation(resync.operationId, {
+        status: 'succeeded',
+        result: {
+          region: config.region,
+          linkState: 'linked',
+          epoch: doc.epoch,
+          resync: true,
+          from: resync.from,
+          ...result,
+        },
+      });
+      this.#log.info({ from: resync.from, ...result }, 'link --resync done');
+      this.#ctx.replication.release();
+    } catch (err) {
+      this.#ctx.replication.release();
+      this.#log.error({ err: (err as Error).message }, 'link --resync failed');
+      setResync(doc, config.region, null);
+      doc.setLinkState(config.region, resync.previous, by);
+      const e = serializeError(err);
+      doc.updateOperation(resync.operationId, {
+        status: 'failed',
+        error: {
+          code: e.code,
+          message: e.message,
+          ...(e.hint === undefined ? {} : { hint: e.hint }),
+        },
+      });
+    }
+  }
+
+  async #replace(from: string): Promise<Record<string, unknown>> {
+    const { config, plane } = this.#ctx;
+    const nc = this.#ctx.nc();
+    if (nc === null) throw new ConflictError('resync.not-connected', 'not connected to NATS yet');
+    const jsm = await jetstreamManager(nc);
+    const doc = plane.document;
+    const mine = this.#ctx.replication.shards;
+    const peers = doc.linkedRegions().filter((r) => r !== config.region);
+
+    // 1. Every peer keeps what it publishes from now on for this region.
+    const deadline = Date.now() + CONSUMERS_TIMEOUT_MS;
+    for (const peer of peers) {
+      for (const shard of regionShards(doc, peer).filter((s) => mine.includes(s))) {
+        const stream = opsStreamName(config.group, peer, shard);
+        for (;;) {
+          const ok = await jsm.consumers
+            .info(stream, peerConsumerName(config.region))
+            .then(() => true)
+            .catch(() => false);
+          if (ok) break;
+          if (Date.now() > deadline) {
+            throw new ConflictError(
+              'resync.no-consumer',
+              `${peer} has not created the consumer of ${config.region} on ${stream}`,
+              { hint: `check that ${peer}'s agent runs (georep status), then repeat the link` },
+            );
+          }
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+    }
+
+    // 2. This region's writes from before go nowhere.
+    for (const shard of mine) {
+      await jsm.streams
+        .delete(opsStreamName(config.group, config.region, shard))
+        .catch(() => false);
+    }
+    this.#ctx.replication.forgetStreams();
+
+    // 3. Shard by shard, the source's data with its metadata.
+    const theirs = regionShards(doc, from);
+    const replaced: Array<{
+      shard: string;
+      keysLoaded: number;
+      bytes: number;
+      loadMs: number;
+      divergedSnapshot: string;
+    }> = [];
+    const notReplaced = mine.filter((s) => !theirs.includes(s));
+    const dir = join(replicationDataDir(config), 'resync');
+    mkdirSync(dir, { recursive: true });
+    for (const shard of mine.filter((s) => theirs.includes(s))) {
+      replaced.push(await this.#replaceShard(nc, from, shard, dir));
+    }
+    return { replaced, notReplaced };
+  }
+
+  async #replaceShard(
+    nc: NatsConnection,
+    from: string,
+    shard: string,
+    dir: string,
+  ): Promise<{
+    shard: string;
+    keysLoaded: number;
+    bytes: number;
+    loadMs: number;
+    divergedSnapshot: string;
+  }> {
+    const { config } = this.#ctx;
+    const source = this.#ctx
+      .report()
+      .regions.find((r) => r.name === from)
+      ?.nodes.find((n) => n.up && n.role === 'primary' && (n.shard ?? 'main') === shard);
+    if (source === undefined) {
+      throw new ConflictError(
+        'resync.no-source-node',
+        `${from} has no primary of shard ${shard} up (as its heartbeats say)`,
+        { hint: `georep status shows ${from}'s nodes; repeat the link once it is up` },
+      );
+    }
+    const target = this.#ctx.primary(shard);
+    if (target === undefined) {
+      throw new ConflictError(
+        'resync.no-node',
+        `the primary of shard ${shard} of ${config.region} is not up`,
+        { hint: 'georep status shows the nodes and why they are down' },
+      );
+    }
+    const resync = resyncOf(this.#ctx.plane.document, config.region);
+    const opId = resync?.operationId ?? String(Date.now());
+    const name = `resync-${config.region}-${shard}-${opId.slice(0, 8)}`;
+    const divergedSnapshot = `diverged-${config.region}-${shard}-${opId.slice(0, 8)}`;
+    if (this.#ctx.plane.document.snapshot(divergedSnapshot) === undefined)
+      await this.#ctx.keep(target, divergedSnapshot, opId);
+    await this.#exportAt(nc, from, { node: source.id, name });
+    const file = join(dir, `${name}.rdb`);
+    try {
+      const store = await ObjectStoreSnapshotStore.open(nc, {
+        bucket: snapshotBucketName(config.group, from),
+      });
+      await pipeline(Readable.from(store.read(name)), createWriteStream(file));
+      const loaded = await importRdbNative({
+        file,
+        target: { node: { host: target.host, port: target.port }, config: config.redis },
+      });
+      const position = await this.#restartPosition(target);
+      new FilePositionStore(join(replicationDataDir(config), positionFile(shard))).save(position);
+      this.#log.info(
+        { shard, from, keys: loaded.keysLoaded, offset: position.offset },
+        'shard replaced',
+      );
+      return {
+        shard,
+        keysLoaded: loaded.keysLoaded,
+        bytes: loaded.bytes,
+        loadMs: loaded.loadMs,
+        divergedSnapshot,
+      };
+    } finally {
+      rmSync(file, { force: true });
+      // The snapshot served this resync only.
+      void this.#api(nc, from, 'snapshot.delete', { name }).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Drops the outbox the snapshot brought (the source's batches, already published by it) and
+   * returns the primary's replication position: capture continues from there.
+   */
+  async #restartPosition(
+    target: NodeSample,
+  ): Promise<{ replid: string; offset: number; db: number }> {
+    const client = primaryClient(target, this.#ctx.config.redis, 'georep-resync');
+    try {
+      await client.connect();
+      await client.del(OUTBOX_KEY, `${OUTBOX_KEY}:1`);
+      const info = parseInfo(await client.info('replication')).replication ?? {};
+      const replid = String(info.master_replid ?? '');
+      const offset = Number(info.master_repl_offset);
+      if (!/^[0-9a-f]{40}$/.test(replid) || !Number.isInteger(offset)) {
+        throw new GeorepError(
+          'resync.no-position',
+          `the primary of ${this.#ctx.config.region} reports no replication position`,
+        );
+      }
+      return { replid, offset, db: 0 };
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  /** Has `from`'s agent export `node` as `name`, and waits until the export operation ends. */
+  async #exportAt(
+    nc: NatsConnection,
+    from: string,
+    request: { node: string; name: string },
+  ): Promise<void> {
+    const op = await this.#api<OperationView>(nc, from, 'snapshot.export', {
+      ...request,
+      clientToken: `resync:${request.name}`,
+      requestedBy: `georep-agent@${this.#ctx.config.region}`,
+    });
+    const deadline = Date.now() + EXPORT_TIMEOUT_MS;
+    for (;;) {
+      const now = this.#ctx.plane.document.operation(op.id);
+      if (now?.status === 'succeeded') return;
+      if (now?.status === 'failed' || now?.status === 'cancelled') {
+        throw new ConflictError(
+          'resync.export-failed',
+          `${from} could not export shard node ${request.node}: ${now.error?.message ?? now.status}`,
+          { hint: now.error?.hint ?? 'repeat the link once the cause is fixed' },
+        );
+      }
+      if (Date.now() > deadline)
+        throw new ConflictError('resync.export-timeout', `${from}'s export took too long`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  async #api<T>(
+    nc: NatsConnection,
+    region: string,
+    verb: string,
+    body: Record<string, unknown>,
+  ): Promise<T> {
+    const reply = await nc.request(
+      this.#ctx.subjects.regionApi(region, verb),
+      JSON.stringify(body),
+      { timeout: 10_000 },
+    );
+    const envelope = reply.json<ApiReply<T>>();
+    if (!envelope.ok) {
+      throw new ConflictError(
+        'resync.source-refused',
+        `${region} refused ${verb}: ${envelope.error.message}`,
+        {
+          ...(envelope.error.hint == null ? {} : { hint: envelope.error.hint }),
+        },
+      );
+    }
+    return envelope.result;
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * `link --resync`: a region cut off and force-unlinked took writes of its own meanwhile. Relinked
+ * with --resync, its data is replaced by the group's: its own writes from the outage are gone
+ * everywhere, what the group wrote meanwhile is there, and replication runs both ways again
+ * without the region re-sending its whole dataset.
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { OperationView } from '@georep/core';
+import { parseRdbFile } from '@georep/rdb';
+import { tempDir, waitFor } from '@georep/testkit';
+import { georep } from './helpers.js';
+import {
+  diffDatasets,
+  readDataset,
+  startReplicatedGroup,
+  type ReplicatedGroup,
+} from './replication-helpers.js';
+
+const GROUP = 'resync';
+
+describe('link --resync', () => {
+  let g: ReplicatedGroup;
+  const dir = tempDir('replication-resync');
+  const cli = (args: string[], via = 'eu-west') =>
+    georep(['--nats', g.nats(via), '--group', GROUP, ...args]);
+  const until = <T>(
+    what: string,
+    read: () => Promise<T>,
+    ok: (v: T) => boolean,
+    timeoutMs = 20_000,
+  ) => waitFor(read, ok, { timeoutMs, intervalMs: 250, what });
+  const linkStateOf = async (region: string, seenBy: string) =>
+    (await g.status(seenBy)).regions.find((r) => r.name === region)?.linkState;
+
+  beforeAll(async () => {
+    g = await startReplicatedGroup(GROUP, join(dir, 'group'));
+  }, 90_000);
+
+  afterAll(async () => {
+    await g?.stop();
+  });
+
+  it('resync - a force-unlinked region gets the group data; its outage writes are dropped', async () => {
+    const eu = g.client('eu-west');
+    const ap = g.client('ap-south');
+    for (let i = 0; i < 200; i++) await eu.set(`bulk:${i}`, String(i));
+    await eu.hset('profile', { name: 'ann' });
+    await until(
+      'the bulk keys in ap-south',
+      () => ap.get('bulk:199'),
+      (v) => v === '199',
+    );
+
+    // ap-south is cut off and force-unlinked; both sides write meanwhile.
+    await g.group.partitionRegion('ap-south');
+    await until(
+      'ap-south down as eu-west sees it',
+      async () => (await g.status('eu-west')).regions.find((r) => r.name === 'ap-south')?.state,
+      (s) => s === 'down',
+    );
+    const forced = await cli(['unlink', 'ap-south', '--force', '--yes', '--reason', 'cut off']);
+    expect(forced.code, forced.stderr).toBe(0);
+    await ap.set('ap-only', 'outage write');
+    await ap.set('bulk:7', 'changed in ap-south');
+    await ap.hset('profile', 'city', 'Pune');
+    await eu.set('during', 'group write');
+    await eu.hset('profile', 'tier', 'gold');
+    await g.group.healRegion('ap-south');
+    await until(
+      'ap-south learns it was force-unlinked',
+      () => linkStateOf('ap-south', 'ap-south'),
+      (s) => s === 'force-unlinked',
+    );
+
+    const refused = await cli(['link', 'ap-south']);
+    expect(refused.code).toBe(6);
+    expect(refused.stderr).toContain('[link.resync-required]');
+
+    const run = await cli([
+      'link',
+      'ap-south',
+      '--resync',
+      '--yes',
+      '--json',
+      '--wait-timeout',
+      '90000',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    const op = JSON.parse(run.stdout) as OperationView;
+    expect(op).toMatchObject({
+      status: 'succeeded',
+      result: { linkState: 'linked', resync: true, from: 'eu-west', notReplaced: [] },
+    });
+    expect(
+      (op.result as { replaced: Array<{ keysLoaded: number }> }).replaced[0]!.keysLoaded,
+    ).toBeGreaterThan(200);
+
+    // Its own data from before the resync is kept apart as a snapshot in its store.
+    const kept = (op.result as { replaced: Array<{ divergedSnapshot: string }> }).replaced[0]!
+      .divergedSnapshot;
+    const file = join(dir, 'diverged.rdb');
+    const download = await cli(['snapshot', 'download', kept, '--out', file], 'ap-south');
+    expect(download.code, download.stderr).toBe(0);
+    const keptKeys = new Set<string>();
+    for await (const rec of parseRdbFile(file)) {
+      if (rec.kind === 'key') keptKeys.add(rec.key.toString());
+    }
+    expect(keptKeys.has('ap-only')).toBe(true);
+    expect(keptKeys.has('during')).toBe(false);
+
+    // ap-south holds exactly the group's data.
+    let diff: string[] = [];
+    await until(
+      'ap-south equals eu-west',
+      async () => {
+        diff = diffDatasets(await readDataset(eu), await readDataset(ap));
+        return diff;
+      },
+      (d) => d.length === 0,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}: ${diff.slice(0, 5).join('; ')}`);
+    });
+    expect(await ap.exists('ap-only')).toBe(0);
+    expect(await ap.get('bulk:7')).toBe('7');
+    expect(await ap.get('during')).toBe('group write');
+    expect(await ap.hgetall('profile')).toEqual({ name: 'ann', tier: 'gold' });
+    // The outage writes reached nobody.
+    for (const region of ['eu-west', 'us-east']) {
+      expect(await g.client(region).exists('ap-only')).toBe(0);
+      expect(await g.client(region).hget('profile', 'city')).toBeNull();
+    }
+
+    // Replication runs both ways again, and ap-south did not send its dataset as new writes.
+    await ap.set('after-ap', 'from ap');
+    await eu.set('after-eu', 'from eu');
+    await until(
+      'writes after the resync, both ways',
+      async () => [await eu.get('after-ap'), await ap.get('after-eu')],
+      (v) => v[0] === 'from ap' && v[1] === 'from eu',
+    );
+    const fromAp = (await g.replicationOf('eu-west'))?.links.find((l) => l.peer === 'ap-south');
+    expect(fromAp?.appliedOps ?? 0).toBeLessThanOrEqual(5);
+    expect(await linkStateOf('ap-south', 'us-east')).toBe('linked');
+  });
+});
