@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ShardReplicationStatus } from '@georep/core';
+import { decodeHlc, type ShardReplicationStatus } from '@georep/core';
 import { tempDir, waitFor } from '@georep/testkit';
 import { georep } from './helpers.js';
 import { startReplicatedGroup, type ReplicatedGroup } from './replication-helpers.js';
@@ -150,6 +150,17 @@ describe('replication of several shards per region', () => {
     }
   });
 
+  it('watermarks - the gc horizon moves on while nobody writes (idle shards send marks)', async () => {
+    // Without marks, the horizon stays at the oldest last write of any shard of any region.
+    const since = Date.now();
+    const horizon = await waitFor(
+      async () => (await g.replicationOf('eu-west'))?.gcHorizon ?? null,
+      (h) => h !== null && decodeHlc(h).ms > since,
+      { timeoutMs: 30_000, intervalMs: 500, what: 'a gc horizon newer than the last write' },
+    );
+    expect(decodeHlc(horizon!).ms).toBeGreaterThan(since);
+  });
+
   it('unlink - a graceful unlink drains what the region wrote just before, in every shard', async () => {
     // A burst in us-east, then at once a graceful unlink: it waits until eu-west applied it all.
     const N = 20_000;
@@ -181,7 +192,12 @@ describe('replication of several shards per region', () => {
       );
       expect(keys, `keys of the burst in eu-west ${shard}`).toBe(N);
     }
-    // What us-east writes now stays there.
+    // Once eu-west dropped its link, what us-east writes stays there.
+    await until(
+      'eu-west drops its link to us-east',
+      async () => (await g.replicationOf('eu-west'))?.links.map((l) => l.peer),
+      (peers) => peers !== undefined && !peers.includes('us-east'),
+    );
     await g.client('us-east', 's1').set('after-unlink', 'x');
     await new Promise((r) => setTimeout(r, 1500));
     expect(await g.client('eu-west', 's1').exists('after-unlink')).toBe(0);

@@ -133,17 +133,23 @@ export function startApplyFeed(o: ApplyFeedOptions): ApplyFeed {
       wakeReader?.();
       for (;;) {
         try {
-          const r = await applier.applyMany(take.map((t) => t.batch));
+          // Marks (empty batches) only move the watermark on.
+          const batches = take.filter((t) => t.batch.ops.length > 0).map((t) => t.batch);
+          const r = batches.length === 0 ? { ops: 0 } : await applier.applyMany(batches);
           // Applying again is a no-op, so the acks need not hold up the next transaction.
           for (const t of take) void t.ack().catch(() => false);
-          const last = take[take.length - 1]!.batch;
-          link.appliedBatches += take.length;
-          link.appliedOps += r.ops;
-          link.lastAppliedAt = Date.now();
-          link.lagMs = lagOf(last);
-          const newest = newestTag(last);
-          if (newest > applied) applied = newest;
-          link.appliedTag = applied;
+          if (batches.length > 0) {
+            const last = batches[batches.length - 1]!;
+            link.appliedBatches += batches.length;
+            link.appliedOps += r.ops;
+            link.lastAppliedAt = Date.now();
+            link.lagMs = lagOf(last);
+          }
+          for (const t of take) {
+            const newest = t.mark ?? newestTag(t.batch);
+            if (newest > applied) applied = newest;
+          }
+          if (applied !== '') link.appliedTag = applied;
           link.error = null;
           break;
         } catch (err) {

@@ -5,49 +5,40 @@
  */
 import type { StatusReport } from '@georep/core';
 
-/** How long every backlog must stay empty before the wait trusts it. */
+/** How long after the change a zero backlog is trusted (agents learn of it, backlogs are re-measured). */
 export const DRAIN_STABLE_MS = 2500;
 
 /** Asks a region's own agent for its status report. */
 export type RegionStatusOf = (region: string) => Promise<StatusReport>;
 
-/**
- * What is left of the backlogs of `pairs` ([origin, peer]: what origin holds for peer), said in
- * words ('' when every one is known and empty), and whether any origin replicates at all (an
- * origin whose agent has replication off holds nothing).
- */
-export async function backlogsLeft(
+/** One pair's backlog in words ('' when known and empty); null when its origin does not replicate. */
+async function pairLeft(
   regionStatus: RegionStatusOf,
-  pairs: Array<readonly [string, string]>,
-): Promise<{ left: string; replicating: boolean }> {
-  const parts: string[] = [];
-  let replicating = false;
-  for (const [origin, peer] of pairs) {
-    let backlog: { messages: number; bytes: number } | null = null;
-    try {
-      const report = await regionStatus(origin);
-      const replication = report.regions.find((r) => r.name === origin)?.replication;
-      if (replication?.enabled === false) continue;
-      replicating = true;
-      backlog = replication?.links.find((l) => l.peer === peer)?.backlog ?? null;
-    } catch {
-      replicating = true;
-      backlog = null;
-    }
-    if (backlog === null) parts.push(`the backlog of ${origin} for ${peer} is unknown`);
-    else if (backlog.messages > 0)
-      parts.push(
-        `${origin} holds ${backlog.messages} batches (${backlog.bytes} bytes) not yet applied in ${peer}`,
-      );
+  [origin, peer]: readonly [string, string],
+): Promise<string | null> {
+  let backlog: { messages: number; bytes: number } | null = null;
+  try {
+    const report = await regionStatus(origin);
+    const replication = report.regions.find((r) => r.name === origin)?.replication;
+    if (replication?.enabled === false) return null;
+    backlog = replication?.links.find((l) => l.peer === peer)?.backlog ?? null;
+  } catch {
+    backlog = null;
   }
-  return { left: parts.join('; '), replicating };
+  if (backlog === null) return `the backlog of ${origin} for ${peer} is unknown`;
+  if (backlog.messages > 0)
+    return `${origin} holds ${backlog.messages} batches (${backlog.bytes} bytes) not yet applied in ${peer}`;
+  return '';
 }
 
 /**
- * Waits until every backlog of `pairs` has been seen empty for {@link DRAIN_STABLE_MS}, starting
- * at least that long after `since` (the change that lets the backlogs drain, which agents learn
- * about within a second: a single zero could predate it). Returns '' when drained, or what is
- * left once `timeoutMs` has passed.
+ * Waits until every backlog of `pairs` ([origin, peer]: what origin holds for peer) has been seen
+ * empty at least {@link DRAIN_STABLE_MS} after `since` (the change that lets the backlogs drain,
+ * which agents learn about within a second, and backlogs are measured about once a second: an
+ * earlier zero could predate it). An empty backlog then means everything its origin published
+ * before was applied. Pairs are judged one by one: a region that goes on writing, or publishes
+ * an idle mark, shows a batch now and then, which must not restart the wait of the others.
+ * Returns '' when drained, or what is left once `timeoutMs` has passed.
  */
 export async function waitDrained(options: {
   regionStatus: RegionStatusOf;
@@ -56,19 +47,18 @@ export async function waitDrained(options: {
   timeoutMs: number;
 }): Promise<string> {
   const deadline = options.since + options.timeoutMs;
-  let emptySince: number | null = null;
+  const open = new Set(options.pairs);
   for (;;) {
-    const { left, replicating } = await backlogsLeft(options.regionStatus, options.pairs);
-    if (!replicating) return '';
     const now = Date.now();
-    emptySince = left === '' ? (emptySince ?? now) : null;
-    if (
-      emptySince !== null &&
-      now - emptySince >= DRAIN_STABLE_MS &&
-      now - options.since >= DRAIN_STABLE_MS
-    )
-      return '';
-    if (left !== '' && now > deadline) return left;
+    const lefts: string[] = [];
+    for (const pair of [...open]) {
+      const left = await pairLeft(options.regionStatus, pair);
+      if (left === null || (left === '' && now - options.since >= DRAIN_STABLE_MS))
+        open.delete(pair);
+      else if (left !== '') lefts.push(left);
+    }
+    if (open.size === 0) return '';
+    if (Date.now() > deadline) return lefts.join('; ') || 'the backlogs were not seen empty';
     await new Promise((r) => setTimeout(r, 500));
   }
 }

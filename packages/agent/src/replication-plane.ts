@@ -60,7 +60,16 @@ interface ShardUnit {
   backlogs: Map<string, ReplicationLink['backlog']>;
   /** Backlog size samples per peer over the last minute (growth forecast). */
   samples: Map<string, Array<{ at: number; bytes: number }>>;
+  /** When capture last published a mark (an idle stream's watermark). */
+  markedAt: number;
 }
+
+/**
+ * How often an idle shard publishes a mark, in watermark intervals: often enough that garbage
+ * collection is not held back for long (it keeps `gcMinAgeMs` of tombstones anyway), rarely
+ * enough that an idle group's document changes seldom.
+ */
+const MARK_EVERY_WATERMARKS = 4;
 
 /** See the module comment. */
 export class ReplicationPlane {
@@ -111,6 +120,7 @@ export class ReplicationPlane {
       feeds: new Map(),
       backlogs: new Map(),
       samples: new Map(),
+      markedAt: 0,
     }));
   }
 
@@ -242,6 +252,12 @@ export class ReplicationPlane {
       unit.capture = null;
     }
     const capture = unit.capture;
+    const markEvery = MARK_EVERY_WATERMARKS * this.#config.replication.watermarkIntervalMs;
+    if (capture !== null && Date.now() - unit.markedAt >= markEvery) {
+      // A batch moves the watermarks too: a mark is only needed when none went out.
+      if (Date.now() - capture.stats.lastBatchAt < markEvery || capture.mark() !== null)
+        unit.markedAt = Date.now();
+    }
     if (capture !== null) {
       for (const peer of peers) {
         if (unit.feeds.has(peer)) continue;
@@ -432,6 +448,7 @@ export class ReplicationPlane {
       publish: async (batch: OpBatch) => {
         await stream.publishBatch(batch, this.#nc?.info?.max_payload ?? DEFAULT_MAX_PAYLOAD);
       },
+      publishMark: (tag) => stream.publishMark(tag),
       onWarning: (w) =>
         this.#log.warn(
           { shard: unit.shard, command: w.command, reason: w.reason },

@@ -148,6 +148,11 @@ export interface CapturePipelineOptions {
    * otherwise bring back (JetStream's duplicate window may be over).
    */
   appliedEverywhere?: () => string;
+  /**
+   * Publishes a mark (`OpsStream.publishMark`) on the stream `publish` writes to; see
+   * {@link CapturePipeline.mark}.
+   */
+  publishMark?: (tag: string) => Promise<void>;
   /** Called for each command that cannot be replicated (SWAPDB, unknown commands). */
   onWarning?: (warning: TranslateWarning) => void;
   /**
@@ -293,6 +298,41 @@ export class CapturePipeline {
    */
   get failure(): Error | null {
     return this.#failure;
+  }
+
+  /**
+   * When everything captured so far is published (nothing pending, recording or in flight),
+   * publishes a mark with a fresh tag of the clock: every operation before it was published, and
+   * every later one gets a greater tag. Peers then move their watermark for this stream on while
+   * it carries no writes, so an idle region or shard does not hold garbage collection back.
+   * Returns the tag, or null when busy (a batch will move the watermarks instead). A mark that
+   * fails to publish is simply not sent.
+   */
+  mark(): string | null {
+    const publish = this.#o.publishMark;
+    if (
+      publish === undefined ||
+      this.#stopped ||
+      this.#client === undefined ||
+      this.#pending.length > 0 ||
+      this.#flushing !== undefined ||
+      this.#inflight !== undefined
+    )
+      return null;
+    const tag = encodeHlc(this.#o.clock.tick());
+    // Taken as the publish in flight, so that the next batch is published after it.
+    const inflight: Promise<boolean> = publish(tag).then(
+      () => true,
+      (err: unknown) => {
+        this.#log.debug({ err: (err as Error).message }, 'mark not published');
+        return true;
+      },
+    );
+    this.#inflight = inflight;
+    void inflight.then(() => {
+      if (this.#inflight === inflight) this.#inflight = undefined;
+    });
+    return tag;
   }
 
   /** Stops capture after the batch in flight; the saved position covers what was published. */

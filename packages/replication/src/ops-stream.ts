@@ -32,6 +32,7 @@ import {
   type StreamConfig,
   type StreamInfo,
 } from '@nats-io/jetstream';
+import { headers } from '@nats-io/transport-node';
 import { DEFAULT_SHARD } from '@georep/core';
 import type { OpBatch } from './ops.js';
 import { encodeBatch } from './batch-codec.js';
@@ -60,6 +61,12 @@ export function opsSubject(group: string, region: string, shard = DEFAULT_SHARD)
 export function peerConsumerName(peer: string): string {
   return `peer-${peer}`;
 }
+
+/**
+ * Header of a mark: an empty batch that says "every operation of this stream tagged at or below
+ * this tag was published before me" (see {@link OpsStream.publishMark}).
+ */
+export const MARK_HEADER = 'Georep-Mark';
 
 /** The `Nats-Msg-Id` of a batch: the dedup key of the stream. */
 export function opsMsgId(origin: string, seq: number): string {
@@ -304,6 +311,29 @@ export class OpsStream {
       return { seq: ack.seq, duplicate: ack.duplicate };
     } catch (err) {
       throw new OpsPublishError(this.name, batch.seq, { cause: err });
+    }
+  }
+
+  /**
+   * Publishes a mark: an empty batch (sequence 0, no message id) with `tag` in the
+   * {@link MARK_HEADER} header. Its publisher guarantees that every operation tagged at or below
+   * `tag` was published before it, so a peer that applied the stream up to the mark has applied
+   * them all: its watermark for this origin moves on while the origin writes nothing. Peers that
+   * predate marks apply an empty batch, which changes nothing.
+   *
+   * @throws {OpsPublishError} when the stream did not acknowledge the message.
+   */
+  async publishMark(tag: string): Promise<void> {
+    const bytes = encodeBatch({ v: 1, origin: this.region, seq: 0, ops: [] });
+    const h = headers();
+    h.set(MARK_HEADER, tag);
+    try {
+      await this.#js.publish(this.subject, bytes, {
+        headers: h,
+        expect: { streamName: this.name },
+      });
+    } catch (err) {
+      throw new OpsPublishError(this.name, 0, { cause: err });
     }
   }
 

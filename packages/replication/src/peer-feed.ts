@@ -33,10 +33,10 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { makeLogger, type Logger } from '@georep/core';
+import { decodeHlc, makeLogger, type Logger } from '@georep/core';
 import { decodeBatch } from './batch-codec.js';
 import type { OpBatch } from './ops.js';
-import { apiCode, opsStreamName, peerConsumerName } from './ops-stream.js';
+import { MARK_HEADER, apiCode, opsStreamName, peerConsumerName } from './ops-stream.js';
 import {
   BadBatchError,
   OriginUnreachableError,
@@ -76,6 +76,11 @@ export interface FeedBatch {
   deliveryCount: number;
   /** Batches of the stream not yet delivered to this consumer, as of this delivery. */
   pending: number;
+  /**
+   * For a mark (an empty batch, see `OpsStream.publishMark`): every operation of the origin's
+   * stream tagged at or below it came before it.
+   */
+  mark?: string;
   /**
    * Acks the batch and waits for the server's confirmation. True when confirmed; false when it
    * could not be confirmed (then the batch may be delivered again, which apply tolerates).
@@ -257,9 +262,11 @@ export class PeerFeed implements AsyncIterable<FeedItem> {
       return { type: 'rejected', error, streamSeq };
     }
     const ackTimeout = this.#o.ackTimeoutMs ?? 5000;
+    const mark = batch.ops.length === 0 ? markOf(m) : undefined;
     return {
       type: 'batch',
       batch,
+      ...(mark === undefined ? {} : { mark }),
       streamSeq,
       deliveryCount: m.info.deliveryCount,
       pending: m.info.pending,
@@ -354,4 +361,16 @@ export class PeerFeed implements AsyncIterable<FeedItem> {
 /** Waits `ms`; the timer does not keep the process alive. */
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** The mark a message carries, when it is a well-formed tag. */
+function markOf(m: JsMsg): string | undefined {
+  const tag = m.headers?.get(MARK_HEADER) ?? '';
+  if (tag === '') return undefined;
+  try {
+    decodeHlc(tag);
+    return tag;
+  } catch {
+    return undefined;
+  }
 }
