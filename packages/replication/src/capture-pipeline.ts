@@ -28,6 +28,7 @@ import type { Instruction, OpBatch } from './ops.js';
 import type { Position, PositionStore } from './position-store.js';
 import { readOutboxes, recordBatch } from './record-script.js';
 import { isGeorepKey, Translator, type TranslateWarning } from './translate.js';
+import { FullSyncGap } from './full-sync-gap.js';
 
 /**
  * Wraps a {@link PositionStore} so that capture's saves only reach it for positions whose
@@ -197,6 +198,8 @@ export class CapturePipeline {
   #pending: Entry[] = [];
   #seq = 0;
   #skipUntil = -1;
+  /** The full sync in progress: what its snapshot holds (see {@link FullSyncGap}). */
+  #gap: FullSyncGap | null = null;
   #flushing: Promise<void> | undefined;
   /** The publish in flight (true once stored; false when the pipeline stopped first). */
   #inflight: Promise<boolean> | undefined;
@@ -405,11 +408,13 @@ export class CapturePipeline {
         this.#translator.reset();
         this.#gate.newHistory();
         this.stats.recordedOffset = -1;
+        this.#gap = new FullSyncGap();
         this.#log.info({ reason: ev.reason, detail: ev.detail }, 'full sync of the primary');
         return;
       case 'snapshot-keys': {
         const tick = () => encodeHlc(this.#o.clock.tick());
         const instructions: Instruction[] = [];
+        this.#gap?.add(ev.keys);
         for (const k of ev.keys) {
           if (!isGeorepKey(k.key)) {
             instructions.push({ kind: 'value', db: k.db, key: k.key, tag: tick() });
@@ -418,9 +423,28 @@ export class CapturePipeline {
         this.#pending.push({ history: this.#gate.history, instructions, offset: -1 });
         return;
       }
-      case 'snapshot-end':
+      case 'snapshot-end': {
+        // Keys deleted while capture could not follow: a value instruction of a missing key
+        // records a delete.
+        const deleted = this.#gap?.missing() ?? [];
+        this.#gap = null;
+        if (deleted.length > 0) {
+          this.#log.info({ keys: deleted.length }, 'full sync: deletes of keys gone in the gap');
+          const tick = () => encodeHlc(this.#o.clock.tick());
+          this.#pending.push({
+            history: this.#gate.history,
+            instructions: deleted.map((k) => ({
+              kind: 'value',
+              db: k.db,
+              key: k.key,
+              tag: tick(),
+            })),
+            offset: -1,
+          });
+        }
         this.#pending.push({ history: this.#gate.history, instructions: [], offset: ev.offset });
         return;
+      }
       case 'resumed':
         this.#log.info({ offset: ev.offset, replid: ev.replid }, 'capture resumed');
         return;
