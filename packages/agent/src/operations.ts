@@ -412,20 +412,24 @@ export class OperationRunner {
    * A graceful unlink: while `target` is `unlinking` it still replicates both ways; this waits
    * until what it holds for every other linked region, and what they hold for it, is applied.
    * When that takes too long the region is linked again and the unlink fails: nothing is lost,
-   * and the operator can move its traffic away first, or force-unlink it.
+   * and the operator can move its traffic away first, or force-unlink it. Returns the linked
+   * regions that were down and so not waited for.
    */
-  async #drain(target: string, by: { region: string; operationId: string }): Promise<void> {
+  async #drain(target: string, by: { region: string; operationId: string }): Promise<string[]> {
     const regionStatus = this.#ctx.regionStatus;
-    if (regionStatus === undefined) return;
+    if (regionStatus === undefined) return [];
     const doc = this.#ctx.plane.document;
-    const others = doc.linkedRegions().filter((r) => r !== target);
+    // Regions that are down cannot drain now; waiting for them would block the unlink for as long
+    // as they are out. What the leaving region holds for them stays in its stream (reported).
+    const linked = doc.linkedRegions().filter((r) => r !== target);
+    const others = linked.filter((r) => this.#ctx.healthOf(r) === 'up');
     const left = await waitDrained({
       regionStatus,
       pairs: others.flatMap((o) => [[target, o] as const, [o, target] as const]),
       since: Date.now(),
       timeoutMs: UNLINK_DRAIN_TIMEOUT_MS,
     });
-    if (left === '') return;
+    if (left === '') return linked.filter((r) => !others.includes(r));
     doc.setLinkState(target, 'linked', by);
     throw new ConflictError(
       'unlink.not-drained',
@@ -493,11 +497,17 @@ export class OperationRunner {
       );
       if (operation.kind === 'unlink') {
         doc.setLinkState(target, 'unlinking', by);
-        await this.#drain(target, by);
+        const notDrained = await this.#drain(target, by);
         doc.setLinkState(target, 'unlinked', by);
         doc.updateOperation(operation.id, {
           status: 'succeeded',
-          result: { region: target, linkState: 'unlinked', epoch: doc.epoch, votes: ballots },
+          result: {
+            region: target,
+            linkState: 'unlinked',
+            epoch: doc.epoch,
+            votes: ballots,
+            ...(notDrained.length > 0 ? { notDrained } : {}),
+          },
         });
       } else {
         const resync = operation.params.resync === true;

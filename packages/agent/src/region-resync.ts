@@ -105,7 +105,10 @@ export class RegionResync {
     this.#log.warn({ from: resync.from }, 'link --resync: replacing this region data');
     try {
       await this.#ctx.replication.hold();
-      const result = await this.#replace(resync.from);
+      // Without replication there is no group data in this region to replace: it links.
+      const result = config.replication.enabled
+        ? await this.#replace(resync.from)
+        : { replaced: [], note: `replication is off in ${config.region}: nothing was replaced` };
       doc.clearWatermarks(config.region);
       setResync(doc, config.region, null);
       doc.setLinkState(config.region, 'linked', by);
