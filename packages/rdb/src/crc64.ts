@@ -69,13 +69,19 @@ buildTables();
  * ```
  */
 export class Crc64 {
-  #lo = 0;
-  #hi = 0;
+  /**
+   * The register's low and high halves. Kept in a typed array rather than two number fields: a
+   * field that holds a small integer first and a value of 2^31 or more later changes
+   * representation, and V8 then kept deoptimising `update` on every call (one parse saw it
+   * deoptimised about 800 times, which made the CRC three to four times slower than it is).
+   */
+  readonly #state = new Uint32Array(2);
 
   /** Adds `bytes` to the running checksum and returns `this` for chaining. */
   update(bytes: Uint8Array): this {
-    let lo = this.#lo;
-    let hi = this.#hi;
+    const state = this.#state;
+    let lo = state[0]!;
+    let hi = state[1]!;
     const len = bytes.length;
     let i = 0;
     if (LITTLE_ENDIAN && len >= MIN_BULK) {
@@ -152,21 +158,21 @@ export class Crc64 {
       hi = (hi >>> 8) ^ TABLE_HI[idx]!;
       i++;
     }
-    this.#lo = lo >>> 0;
-    this.#hi = hi >>> 0;
+    state[0] = lo;
+    state[1] = hi;
     return this;
   }
 
   /** The checksum of everything fed so far, as an unsigned 64-bit value. */
   digest(): bigint {
-    return (BigInt(this.#hi) << 32n) | BigInt(this.#lo);
+    return (BigInt(this.#state[1]!) << 32n) | BigInt(this.#state[0]!);
   }
 
   /** The checksum as the 8 little-endian bytes that RDB files and DUMP payloads store. */
   digestBytes(): Buffer {
     const out = Buffer.allocUnsafe(8);
-    out.writeUInt32LE(this.#lo, 0);
-    out.writeUInt32LE(this.#hi, 4);
+    out.writeUInt32LE(this.#state[0]!, 0);
+    out.writeUInt32LE(this.#state[1]!, 4);
     return out;
   }
 }

@@ -14,7 +14,8 @@
 import { createReadStream } from 'node:fs';
 import { ByteWindow } from './byte-window.js';
 import { Crc64 } from './crc64.js';
-import { NeedMoreData, RdbCursor } from './cursor.js';
+import { NeedMoreData } from './byte-cursor.js';
+import { RdbCursor } from './cursor.js';
 import { RdbChecksumError, RdbRecordTooLargeError } from './errors.js';
 import { hasChecksum, newUnitState, readHeader, readUnit } from './record-reader.js';
 import type { ByteSource } from './byte-window.js';

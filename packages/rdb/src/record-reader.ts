@@ -20,7 +20,8 @@ import {
 } from './value-decoder.js';
 import { ModuleOpcode } from './constants.js';
 import { StringSequence, isStringSequenceType } from './string-sequence.js';
-import { NeedMoreData, RdbCursor } from './cursor.js';
+import { NeedMoreData } from './byte-cursor.js';
+import { RdbCursor } from './cursor.js';
 import { RdbBadMagicError, RdbUnknownTypeError, RdbUnsupportedVersionError } from './errors.js';
 import type { RdbMagic } from './constants.js';
 import type { RdbFlavor } from './value-decoder.js';
