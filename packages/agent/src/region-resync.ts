@@ -248,6 +248,10 @@ export class RegionResync {
       const loaded = await importRdbNative({
         file,
         target: { node: { host: target.host, port: target.port }, config: config.redis },
+        listenHost: config.snapshots.nativeListenHost,
+        ...(config.snapshots.nativeAdvertiseHost === undefined
+          ? {}
+          : { advertiseHost: config.snapshots.nativeAdvertiseHost }),
       });
       const position = await this.#restartPosition(target);
       new FilePositionStore(join(replicationDataDir(config), positionFile(shard))).save(position);

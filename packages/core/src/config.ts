@@ -181,9 +181,16 @@ export const agentConfigSchema = z
         dir: z.string().optional(),
         /** Export from a healthy replica when the request names no node, so the primary does not fork. */
         preferReplica: z.boolean().default(true),
+        /**
+         * Native loads (`link --resync`): the agent serves the snapshot to its primary over the
+         * replication protocol, listening on this address...
+         */
+        nativeListenHost: z.string().min(1).default('127.0.0.1'),
+        /** ...which the primary dials at this address (default: the listen address). */
+        nativeAdvertiseHost: z.string().min(1).optional(),
       })
       .strict()
-      .default({ store: 'object-store', preferReplica: true }),
+      .default({ store: 'object-store', preferReplica: true, nativeListenHost: '127.0.0.1' }),
     /** Snapshot schedules (`georep snapshot schedule`) run by this agent for its region. */
     schedules: z
       .object({
