@@ -6,8 +6,10 @@
  * must hold identical data, and every counter must equal the sum of all increments made anywhere.
  *
  * The workload is seeded (GEOREP_SEED=<n> reruns one); the seed is printed on failure.
+ * GEOREP_SHARDS=<n> runs it on n shards per region, each key in the shard its hash names.
  */
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seededRandom, tempDir, waitFor } from '@georep/testkit';
 import {
@@ -15,24 +17,44 @@ import {
   diffDatasets,
   readDataset,
   startReplicatedGroup,
+  type KeyContent,
   type ReplicatedGroup,
 } from './replication-helpers.js';
 
 const OPS_PER_REGION = 18_000;
 const CHUNK = 200;
 const SEED = Number(process.env.GEOREP_SEED ?? Date.now() % 1_000_000);
+const SHARDS = Number(process.env.GEOREP_SHARDS ?? 1);
+/** The shard of a key (`s1`..`sN`, as the testkit names them; undefined with one shard). */
+const shardOf = (key: string): string | undefined => {
+  if (SHARDS <= 1) return undefined;
+  let h = 0;
+  for (let i = 0; i < key.length; i++) h = (h * 31 + key.charCodeAt(i)) >>> 0;
+  return `s${(h % SHARDS) + 1}`;
+};
+const SHARD_NAMES =
+  SHARDS <= 1 ? [undefined] : Array.from({ length: SHARDS }, (_, i) => `s${i + 1}`);
 
 describe('replication convergence under faults', () => {
   let g: ReplicatedGroup;
   const dir = tempDir('convergence');
-  const client = (region: string) => g.client(region);
+  const client = (region: string, shard?: string) => g.client(region, shard);
+  /** Every key of a region, over its shards. */
+  const datasetOf = async (region: string) => {
+    const all = new Map<string, KeyContent>();
+    for (const shard of SHARD_NAMES)
+      for (const [k, v] of await readDataset(client(region, shard))) all.set(k, v);
+    return all;
+  };
   /** Sum of all increments per counter key, over every region. */
   const increments = new Map<string, number>();
   /** Operations sent so far per region. */
   const progress = new Map<string, number>(REGIONS.map((r) => [r, 0]));
 
   beforeAll(async () => {
-    g = await startReplicatedGroup('conv', join(dir, 'group'));
+    g = await startReplicatedGroup('conv', join(dir, 'group'), undefined, undefined, {
+      shards: SHARDS,
+    });
   });
 
   afterAll(async () => {
@@ -43,9 +65,17 @@ describe('replication convergence under faults', () => {
   async function workload(region: string, index: number): Promise<void> {
     const rnd = seededRandom(SEED * 31 + index);
     const pick = (n: number) => Math.floor(rnd() * n);
-    const c = client(region);
     for (let done = 0; done < OPS_PER_REGION; done += CHUNK) {
-      const p = c.pipeline();
+      // One pipeline per shard; each command goes to the shard of its key.
+      const pipes = new Map(SHARD_NAMES.map((s) => [s, client(region, s).pipeline()]));
+      const p = new Proxy({} as ReturnType<Redis['pipeline']>, {
+        get:
+          (_, method: string) =>
+          (key: string, ...rest: unknown[]) =>
+            (pipes.get(shardOf(key)) as unknown as Record<string, (...a: unknown[]) => unknown>)[
+              method
+            ]!(key, ...rest),
+      });
       for (let i = 0; i < CHUNK; i++) {
         const r = rnd();
         const n = pick(30);
@@ -70,7 +100,7 @@ describe('replication convergence under faults', () => {
         else if (r < 0.98) p.persist(`str:${n}`);
         else p.del(`${['hash', 'set', 'zset'][pick(3)]}:${pick(10)}`);
       }
-      await p.exec();
+      await Promise.all([...pipes.values()].map((x) => x.exec()));
       progress.set(region, done + CHUNK);
       // Spread the workload over about 12 s so the faults land in the middle of it.
       await new Promise((r) => setTimeout(r, 120));
@@ -107,7 +137,7 @@ describe('replication convergence under faults', () => {
       try {
         await waitFor(
           async () => {
-            const sets = await Promise.all(REGIONS.map((r) => readDataset(client(r))));
+            const sets = await Promise.all(REGIONS.map((r) => datasetOf(r)));
             diff = [...diffDatasets(sets[0]!, sets[1]!), ...diffDatasets(sets[0]!, sets[2]!)];
             return diff.length;
           },
@@ -122,10 +152,12 @@ describe('replication convergence under faults', () => {
       }
       for (const [key, sum] of increments) {
         for (const r of REGIONS) {
-          expect(await client(r).get(key), `${key} in ${r} (seed ${SEED})`).toBe(String(sum));
+          expect(await client(r, shardOf(key)).get(key), `${key} in ${r} (seed ${SEED})`).toBe(
+            String(sum),
+          );
         }
       }
-      const data = await readDataset(client('eu-west'));
+      const data = await datasetOf('eu-west');
       expect(data.size).toBeGreaterThan(50);
     },
   );

@@ -206,7 +206,11 @@ export class ReplicationPlane {
         region: this.#config.region,
         shard: unit.shard,
         placementCluster: this.#config.region,
-        maxBytes: this.#config.replication.streamMaxBytes,
+        // The region's budget, shared evenly by its shards' streams.
+        maxBytes: Math.max(
+          1024 * 1024,
+          Math.floor(this.#config.replication.streamMaxBytes / this.#units.length),
+        ),
         // Longer than any agent restart: the outbox re-published at start must be recognised.
         duplicateWindowMs: 10 * 60_000,
       });

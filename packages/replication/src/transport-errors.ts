@@ -47,11 +47,19 @@ export class OpsStreamError extends GeorepError {
   readonly stream: string;
 
   constructor(what: string, target: OpsStreamTarget, options: GeorepErrorOptions = {}) {
-    super('replication.stream-failed', `${what} failed for ${describe(target)}`, {
-      hint: 'check that JetStream is enabled and has a meta leader (every region of the supercluster reachable), and that the account may manage streams',
-      ...options,
-      details: { ...target, ...options.details },
-    });
+    const cause = options.cause instanceof Error ? options.cause.message : '';
+    const noRoom = /insufficient (storage )?resources/i.test(cause);
+    super(
+      'replication.stream-failed',
+      `${what} failed for ${describe(target)}${cause === '' ? '' : `: ${cause}`}`,
+      {
+        hint: noRoom
+          ? "JetStream has no room for the stream: raise max_file_store of the region's NATS servers, or lower replication.streamMaxBytes (shared by the region's shards)"
+          : 'check that JetStream is enabled and has a meta leader (every region of the supercluster reachable), and that the account may manage streams',
+        ...options,
+        details: { ...target, ...options.details },
+      },
+    );
     this.stream = target.stream;
   }
 }
