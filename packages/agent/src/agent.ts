@@ -22,6 +22,7 @@ import {
   type Heartbeat,
   type Logger,
   type NodeSample,
+  type RegionActivity,
   type RegionState,
   type StatusReport,
 } from '@georep/core';
@@ -315,6 +316,11 @@ export class Agent {
     await this.#connecting;
   }
 
+  /** What the region is busy with: a switchover or failover, else a resync. */
+  #activity(): RegionActivity | null {
+    return this.switchover.activity ?? this.#resync.activity;
+  }
+
   /** The status report `georep status` shows, with each region's link state. */
   report(): StatusReport {
     const report = this.#tracker.report(this.config.region);
@@ -323,7 +329,7 @@ export class Agent {
       region.routedTo = routedTo(this.plane.document, region.name);
       if (region.name === this.config.region) {
         region.replication = this.replication.status();
-        region.activity = this.switchover.activity;
+        region.activity = this.#activity();
         region.schedules = this.schedules.status();
         region.sentinel = this.#sentinel?.address ?? null;
       }
@@ -647,7 +653,7 @@ export class Agent {
       nodes: self?.nodes ?? [],
       view,
       docHeads: this.plane.document.heads(),
-      activity: this.switchover.activity,
+      activity: this.#activity(),
       ...(this.#sentinel === null ? {} : { sentinel: this.#sentinel.address }),
     };
     try {

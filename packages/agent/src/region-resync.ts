@@ -41,6 +41,7 @@ import {
   type Logger,
   type NodeSample,
   type OperationView,
+  type RegionActivity,
   type StatusReport,
 } from '@georep/core';
 import { regionShards, resyncOf, setResync, type ResyncDoc } from '@georep/group';
@@ -81,6 +82,7 @@ export class RegionResync {
   readonly #ctx: ResyncContext;
   readonly #log: Logger;
   #running: Promise<void> | null = null;
+  #since = 0;
 
   constructor(ctx: ResyncContext) {
     this.#ctx = ctx;
@@ -95,7 +97,15 @@ export class RegionResync {
     if (plane.linkState !== 'linking') return;
     const op = plane.document.operation(resync.operationId);
     if (op === undefined || op.status !== 'running') return;
+    this.#since = Date.now();
     this.#running = this.#run(resync).finally(() => (this.#running = null));
+  }
+
+  /** `resyncing` while a resync runs (shown by status next to the region's state). */
+  get activity(): RegionActivity | null {
+    if (this.#running === null) return null;
+    const resync = resyncOf(this.#ctx.plane.document, this.#ctx.config.region);
+    return { kind: 'resyncing', operationId: resync?.operationId ?? null, since: this.#since };
   }
 
   async #run(resync: ResyncDoc): Promise<void> {

@@ -90,7 +90,7 @@ export interface Heartbeat {
 
 /** Management work that holds a region's nodes: nothing else may change them meanwhile. */
 export interface RegionActivity {
-  kind: 'switching' | 'failing-over';
+  kind: 'switching' | 'failing-over' | 'resyncing';
   operationId: string | null;
   since: number;
 }
