@@ -95,6 +95,8 @@ export class Agent {
   /** Snapshot schedules of this region (see schedule-runner.ts). */
   readonly schedules: ScheduleRunner;
   readonly replication: ReplicationPlane;
+  /** The last heartbeat of another agent of this region (see {@link #standby}). */
+  #twin: { agent: Heartbeat['agent']; at: number } | null = null;
   readonly #resync: RegionResync;
   readonly switchover: SwitchoverPlane;
   readonly autoFailover: AutoFailover;
@@ -207,7 +209,7 @@ export class Agent {
       const primary = this.switchover.shards().find((s) => s.shard === shard)?.primary;
       return primary?.up === true && primary.role === 'primary' ? primary : undefined;
     };
-    this.replication = new ReplicationPlane(config, this.plane, upPrimary);
+    this.replication = new ReplicationPlane(config, this.plane, upPrimary, () => this.#standby());
     this.#resync = new RegionResync({
       config,
       plane: this.plane,
@@ -316,6 +318,23 @@ export class Agent {
     await this.#connecting;
   }
 
+  /**
+   * True while another agent of this region, started before this one, is heard: that one
+   * replicates the region and this one stands by (it takes over once the other has been silent
+   * for `health.downAfterMs`). Also true for the first two heartbeat intervals after start, so
+   * that an agent started next to a running one hears it before it captures anything.
+   */
+  #standby(): boolean {
+    const now = Date.now();
+    if (now - this.identity.startedAt < 2 * this.config.health.intervalMs) return true;
+    const twin = this.#twin;
+    if (twin === null || now - twin.at > this.config.health.downAfterMs) return false;
+    const senior =
+      twin.agent.startedAt < this.identity.startedAt ||
+      (twin.agent.startedAt === this.identity.startedAt && twin.agent.id < this.identity.id);
+    return senior;
+  }
+
   /** What the region is busy with: a switchover or failover, else a resync. */
   #activity(): RegionActivity | null {
     return this.switchover.activity ?? this.#resync.activity;
@@ -377,7 +396,8 @@ export class Agent {
       this.#timers.push(
         setInterval(() => {
           void this.replication.reconcile();
-          this.#resync.check();
+          // A standby agent leaves the resync to the agent that replicates the region.
+          if (!this.#standby()) this.#resync.check();
         }, REPLICATION_RECONCILE_MS),
       );
       void this.replication.reconcile();
@@ -573,10 +593,14 @@ export class Agent {
     }
     if (decoded.region === this.config.region) {
       if (decoded.agent.id !== this.identity.id) {
-        this.#log.warn(
-          { other: decoded.agent },
-          'another agent publishes heartbeats for this region',
-        );
+        const known = this.#twin?.agent.id === decoded.agent.id;
+        this.#twin = { agent: decoded.agent, at: Date.now() };
+        if (!known) {
+          this.#log.warn(
+            { other: decoded.agent, standby: this.#standby() },
+            'another agent publishes heartbeats for this region',
+          );
+        }
       }
       return;
     }

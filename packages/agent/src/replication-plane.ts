@@ -99,14 +99,22 @@ export class ReplicationPlane {
   /**
    * @param primary the legitimate primary of a shard when it is up as primary, else undefined.
    */
+  readonly #standby: () => boolean;
+
+  /**
+   * @param standby true while another agent of this region replicates it: this one captures and
+   *   applies nothing meanwhile (two captures of one primary would record every write twice).
+   */
   constructor(
     config: AgentConfig,
     group: GroupPlane,
     primary: (shard: string) => NodeSample | undefined,
+    standby: () => boolean = () => false,
   ) {
     this.#config = config;
     this.#group = group;
     this.#primary = primary;
+    this.#standby = standby;
     this.#log = makeLogger('replication');
     this.#clock = new HybridLogicalClock(config.region);
     this.#units = shardNames(config).map((shard) => ({
@@ -144,7 +152,9 @@ export class ReplicationPlane {
       );
       // A region being unlinked gracefully replicates both ways until its backlogs drained.
       const replicates = (state: string | null) => state === 'linked' || state === 'unlinking';
-      const active = replicates(this.#group.linkState) && !this.#group.fenced && !this.#held;
+      const standby = this.#standby();
+      const active =
+        replicates(this.#group.linkState) && !this.#group.fenced && !this.#held && !standby;
       const peers = active
         ? doc
             .regions()
@@ -170,6 +180,7 @@ export class ReplicationPlane {
         await this.#reconcileShard(nc, unit, active, having(peers), having(resyncing));
       }
       if (this.#units.some((u) => u.capture !== null)) this.#state = 'running';
+      else if (standby) this.#state = 'standby';
       this.#noteApplied(peers, peerShards);
       this.#recordWatermarks();
       if (
@@ -249,8 +260,13 @@ export class ReplicationPlane {
       await this.#startCapture(unit, stream);
     if (!active && unit.capture !== null) {
       this.#log.warn(
-        { linkState: this.#group.linkState, shard: unit.shard },
-        'this region is not linked: capture stops',
+        {
+          linkState: this.#group.linkState,
+          fenced: this.#group.fenced,
+          standby: this.#standby(),
+          shard: unit.shard,
+        },
+        'this agent stops replicating the region (not linked, fenced, resyncing, or another agent of the region does it)',
       );
       await unit.capture.stop();
       unit.capture = null;

@@ -167,7 +167,8 @@ export interface ShardReplicationStatus {
 /** The replication part of a region's status. */
 export interface ReplicationStatus {
   enabled: boolean;
-  state: 'off' | 'starting' | 'running' | 'stopped';
+  /** `standby`: another agent of the region replicates it (see docs/failure-modes.md). */
+  state: 'off' | 'starting' | 'running' | 'standby' | 'stopped';
   capture: {
     batches: number;
     ops: number;
