@@ -119,6 +119,14 @@ describe('replication of several shards per region', () => {
     expect(text.stdout).toContain(
       'warning: shard s2 of eu-west has no counterpart in ap-south: not replicated between them',
     );
+    const metrics = await (
+      await fetch(`http://127.0.0.1:${g.plan.regions[0]!.agent.httpPort}/metrics`)
+    ).text();
+    expect(metrics).toMatch(/georep_replication_shard_lag_seconds\{peer="us-east",shard="s2",/);
+    expect(metrics).toMatch(
+      /georep_replication_shard_backlog_messages\{peer="ap-south",shard="s1",[^}]*\} 0/,
+    );
+    expect(metrics).not.toMatch(/shard_backlog_messages\{peer="ap-south",shard="s2",/);
     // ap-south sees it from its side too.
     const apRep = await g.replicationOf('ap-south');
     expect(apRep!.links.find((l) => l.peer === 'eu-west')!.unpairedShards).toContain(

@@ -104,6 +104,21 @@ export function createMetrics(
     'Whether the stream limit dropped operations the peer had not received (1: resync needed)',
     ['peer'],
   );
+  const shardLag = gauge(
+    'georep_replication_shard_lag_seconds',
+    'Lag of the last batch applied from the peer into one shard (the per-peer figure is the worst shard)',
+    ['peer', 'shard'],
+  );
+  const shardBacklog = gauge(
+    'georep_replication_shard_backlog_messages',
+    "Batches one shard's stream holds for the peer",
+    ['peer', 'shard'],
+  );
+  const standby = gauge(
+    'georep_replication_standby',
+    '1 while this agent stands by because another agent of its region replicates it',
+    [],
+  );
   const captured = gauge(
     'georep_replication_captured_ops',
     "Operations captured from this region's primary since the agent started",
@@ -146,6 +161,9 @@ export function createMetrics(
       backlogBytes,
       backlogFullIn,
       backlogLost,
+      shardLag,
+      shardBacklog,
+      standby,
       captured,
       unconfirmed,
       shardPrimary,
@@ -172,6 +190,14 @@ export function createMetrics(
       const rep = region.replication;
       if (rep === undefined) continue;
       if (rep.capture !== null) captured.set(rep.capture.ops);
+      if (rep.state === 'standby') standby.set(1);
+      for (const shard of rep.shards ?? []) {
+        for (const link of shard.links) {
+          const l = { peer: link.peer, shard: shard.shard };
+          if (link.lagMs !== null) shardLag.set(l, link.lagMs / 1000);
+          if (link.backlog !== null) shardBacklog.set(l, link.backlog.messages);
+        }
+      }
       if (rep.capture?.unconfirmed !== undefined) unconfirmed.set(rep.capture.unconfirmed);
       for (const link of rep.links) {
         const l = { peer: link.peer };
