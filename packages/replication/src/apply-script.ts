@@ -15,12 +15,14 @@ import {
   ReplicationInputError,
   ReplicationScriptError,
   isNoScript,
-  opToArgs,
+  packOp,
   scriptSha,
 } from './meta.js';
+import { ScriptArgPacker } from './script-args.js';
 
 /**
- * Source of apply.lua. ARGV: origin, seq, then the operations in flat form (see `meta.ts`).
+ * Source of apply.lua. ARGV: origin, seq, then the operations in flat form (see `meta.ts`),
+ * packed into one argument (`script-args.ts`).
  * Replies with ten integers: applied and dropped counts for value, counter, expire, elements
  * and flush operations.
  */
@@ -308,7 +310,7 @@ local function apply_flush(db, T)
 end
 
 local stats = { v = { 0, 0 }, c = { 0, 0 }, e = { 0, 0 }, l = { 0, 0 }, f = { 0, 0 } }
-argi = 3
+args = unpack_items(ARGV[3], {})
 while args_left() do
   local kind = arg()
   local done
@@ -377,9 +379,9 @@ function applyArgs(batch: OpBatch): Array<string | Buffer> {
   if (!REGION_NAME.test(batch.origin)) {
     throw new ReplicationInputError(`region name "${batch.origin}" is not [a-z0-9-]+`);
   }
-  const args: Array<string | Buffer> = [batch.origin, String(batch.seq)];
-  for (const op of batch.ops) args.push(...opToArgs(op));
-  return args;
+  const packer = new ScriptArgPacker();
+  for (const op of batch.ops) packOp(packer, op);
+  return [batch.origin, String(batch.seq), packer.finish()];
 }
 
 /**

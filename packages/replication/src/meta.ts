@@ -3,9 +3,9 @@
  * operations take between TypeScript and Lua, tag order, and the errors of the two scripts.
  *
  * The flat form is a list of byte strings, one field per item, so that keys, members, values and
- * DUMP payloads stay binary without any encoding. TypeScript passes it to a script as ARGV;
- * record.lua returns it (and stores it in the outbox) as netstrings (`<length>:<bytes>`). The
- * `cmsgpack` bundled with Redis 7.0 cannot be used for either direction: it refuses MessagePack
+ * DUMP payloads stay binary without any encoding. TypeScript passes it to a script packed into
+ * one argument (`script-args.ts`); record.lua returns it (and stores it in the outbox) as
+ * netstrings (`<length>:<bytes>`). The `cmsgpack` bundled with Redis 7.0 cannot be used for either direction: it refuses MessagePack
  * `bin` values, and it writes Lua strings as `str`, which is not valid for arbitrary bytes.
  *
  * One operation in flat form, by kind (every number as decimal text):
@@ -31,6 +31,7 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { GeorepError, type GeorepErrorOptions } from '@georep/core';
 import { META_PREFIX, type ElementType, type Op, type Tag } from './ops.js';
+import { LUA_UNPACK_ITEMS, type ScriptArgPacker } from './script-args.js';
 
 /** A script (record.lua or apply.lua) failed in Redis, or replied with something unexpected. */
 export class ReplicationScriptError extends GeorepError {
@@ -95,7 +96,9 @@ export const REGION_NAME = /^[a-z0-9-]+$/;
  * Lua helpers that start both scripts. Kept as plain Lua in one string so that the scripts read
  * top to bottom in `redis-cli SCRIPT` dumps and error messages point at real line numbers.
  */
-export const LUA_HELPERS = String.raw`
+export const LUA_HELPERS =
+  LUA_UNPACK_ITEMS +
+  String.raw`
 local META = '__georep:m:'
 local FLUSH_KEY = '__georep:flush'
 local OUTBOX_KEY = '__georep:outbox'
@@ -115,15 +118,18 @@ local function select_db(db)
   end
 end
 
--- ARGV is read in order: a fixed header, then the operations in flat form until the end.
+-- The arguments are read in order: a fixed header, then the operations in flat form until the
+-- end. The header is ARGV; the operations come packed in ARGV's last item (script-args.ts), and
+-- each script unpacks them behind the header into args before it reads them.
+local args = ARGV
 local argi = 1
 local function arg()
-  local v = ARGV[argi]
+  local v = args[argi]
   argi = argi + 1
   return v
 end
 local function args_left()
-  return argi <= #ARGV
+  return argi <= #args
 end
 
 -- Byte order. Lua's < on strings calls strcoll(), and redis-server runs
@@ -376,46 +382,63 @@ end
 `;
 
 type Item = Buffer;
-type Arg = string | Buffer;
 
-/** A Buffer view of `b` (decoded batches and captured commands hold Buffers already). */
-const asBuffer = (b: Uint8Array): Buffer =>
-  Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-
-/** One operation as script arguments (the flat form above). */
-export function opToArgs(op: Op): Arg[] {
+/** Appends one operation in flat form (the table above) to a script's packed argument. */
+export function packOp(p: ScriptArgPacker, op: Op): void {
   switch (op.kind) {
     case 'value': {
+      p.text('v');
+      p.int(op.db);
+      p.bytes(op.key);
+      p.text(op.tag);
+      if (op.dump === null) p.text('');
+      else p.bytes(op.dump);
+      p.int(op.pttl);
       const ob = Object.entries(op.ob);
-      return [
-        'v',
-        String(op.db),
-        asBuffer(op.key),
-        op.tag,
-        op.dump === null ? '' : asBuffer(op.dump),
-        String(op.pttl),
-        String(ob.length),
-        ...ob.flat(),
-      ];
+      p.int(ob.length);
+      for (const [region, cum] of ob) {
+        p.text(region);
+        p.text(cum);
+      }
+      return;
     }
     case 'counter':
-      return ['c', String(op.db), asBuffer(op.key), op.tag, op.cum];
+      p.text('c');
+      p.int(op.db);
+      p.bytes(op.key);
+      p.text(op.tag);
+      p.text(op.cum);
+      return;
     case 'expire':
-      return ['e', String(op.db), asBuffer(op.key), op.tag, String(op.at), op.prev];
+      p.text('e');
+      p.int(op.db);
+      p.bytes(op.key);
+      p.text(op.tag);
+      p.int(op.at);
+      p.text(op.prev);
+      return;
     case 'elements':
-      return [
-        'l',
-        String(op.db),
-        asBuffer(op.key),
-        op.tag,
-        op.type,
-        String(op.add.length),
-        ...op.add.flatMap(([m, v]) => [asBuffer(m), asBuffer(v)]),
-        String(op.rem.length),
-        ...op.rem.flatMap(([m, o]) => [asBuffer(m), o]),
-      ];
+      p.text('l');
+      p.int(op.db);
+      p.bytes(op.key);
+      p.text(op.tag);
+      p.text(op.type);
+      p.int(op.add.length);
+      for (const [m, v] of op.add) {
+        p.bytes(m);
+        p.bytes(v);
+      }
+      p.int(op.rem.length);
+      for (const [m, o] of op.rem) {
+        p.bytes(m);
+        p.text(o);
+      }
+      return;
     case 'flush':
-      return ['f', String(op.db), op.tag];
+      p.text('f');
+      p.int(op.db);
+      p.text(op.tag);
+      return;
   }
 }
 

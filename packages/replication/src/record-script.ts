@@ -23,14 +23,16 @@ import {
   parseNetstrings,
   scriptSha,
 } from './meta.js';
+import { ScriptArgPacker } from './script-args.js';
 
 /** Format version of the outbox payload (the first netstring). */
 const PAYLOAD_VERSION = '1';
 
 /**
- * Source of record.lua. ARGV: origin, seq, offset, then the instructions, one after another:
- * `v db key tag`, `c db key tag delta`, `e db key tag`,
- * `l db key tag type n member×n m member×m`, `f db tag`. Replies with the payload it stored.
+ * Source of record.lua. ARGV: origin, seq, offset, then the instructions, one after another,
+ * packed into one argument (`script-args.ts`): `v db key tag`, `c db key tag delta`,
+ * `e db key tag`, `l db key tag type n member×n m member×m`, `f db tag`. Replies with the payload
+ * it stored.
  */
 export const RECORD_SCRIPT: string =
   LUA_HELPERS +
@@ -232,7 +234,7 @@ local function record_flush(db, tag)
   emit('f'); emit(fmt_int(db)); emit(tag)
 end
 
-argi = 4
+args = unpack_items(ARGV[4], {})
 while args_left() do
   local kind = arg()
   if kind == 'f' then
@@ -291,10 +293,6 @@ export interface OutboxEntry {
   batch: OpBatch;
 }
 
-/** A Buffer view of `b` (decoded batches and captured commands hold Buffers already). */
-const asBuffer = (b: Uint8Array): Buffer =>
-  Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-
 /** What INCRBY / INCRBYFLOAT accept as a delta. */
 const DECIMAL = /^-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?$/;
 const TAG = /^\d{15}\.\d{6}\.[a-z0-9-]+$/;
@@ -317,27 +315,38 @@ function checkInstruction(ins: Instruction, i: number): void {
   }
 }
 
-function instructionArgs(ins: Instruction): Array<string | Buffer> {
+function packInstruction(p: ScriptArgPacker, ins: Instruction): void {
   switch (ins.kind) {
     case 'value':
     case 'expire':
-      return [ins.kind === 'value' ? 'v' : 'e', String(ins.db), asBuffer(ins.key), ins.tag];
+      p.text(ins.kind === 'value' ? 'v' : 'e');
+      p.int(ins.db);
+      p.bytes(ins.key);
+      p.text(ins.tag);
+      return;
     case 'counter':
-      return ['c', String(ins.db), asBuffer(ins.key), ins.tag, ins.delta];
+      p.text('c');
+      p.int(ins.db);
+      p.bytes(ins.key);
+      p.text(ins.tag);
+      p.text(ins.delta);
+      return;
     case 'elements':
-      return [
-        'l',
-        String(ins.db),
-        asBuffer(ins.key),
-        ins.tag,
-        ins.type,
-        String(ins.add.length),
-        ...ins.add.map(asBuffer),
-        String(ins.rem.length),
-        ...ins.rem.map(asBuffer),
-      ];
+      p.text('l');
+      p.int(ins.db);
+      p.bytes(ins.key);
+      p.text(ins.tag);
+      p.text(ins.type);
+      p.int(ins.add.length);
+      for (const m of ins.add) p.bytes(m);
+      p.int(ins.rem.length);
+      for (const m of ins.rem) p.bytes(m);
+      return;
     case 'flush':
-      return ['f', String(ins.db), ins.tag];
+      p.text('f');
+      p.int(ins.db);
+      p.text(ins.tag);
+      return;
   }
 }
 
@@ -364,9 +373,10 @@ export async function recordBatch(client: Redis, input: RecordInput): Promise<Op
   if (!Number.isSafeInteger(seq) || seq < 0 || !Number.isSafeInteger(offset) || offset < 0) {
     throw new ReplicationInputError(`seq ${seq} and offset ${offset} must be integers >= 0`);
   }
-  const args: Array<string | Buffer> = [origin, String(seq), String(offset)];
   input.instructions.forEach(checkInstruction);
-  for (const ins of input.instructions) args.push(...instructionArgs(ins));
+  const packer = new ScriptArgPacker();
+  for (const ins of input.instructions) packInstruction(packer, ins);
+  const args = [origin, String(seq), String(offset), packer.finish()];
   const reply = await evalScript(client, 'record', RECORD_SCRIPT, RECORD_SCRIPT_SHA, args);
   const bad = () =>
     new ReplicationScriptError('replication.bad-script-reply', 'record', 'malformed reply');
