@@ -3,13 +3,17 @@
  * "Operations"). Binary fields (keys, members, values, DUMP payloads) are MessagePack `bin`, tags
  * and decimal numbers are `str`, integers are `int`.
  *
+ * The common case is written and read by `batch-msgpack.ts`, specialised to this shape; the
+ * generic MessagePack decoder reads whatever it does not take (and gives the precise error).
+ *
  * Decoding is strict, because a batch is applied to a region's primary: every field must be
  * present with its type, `v` must be 1, kinds must be known, tags must be `encodeHlc()` strings
  * and no field may be added. Anything else, including random bytes, is a {@link BadBatchError};
  * the decoder never throws anything else.
  */
-import { Decoder, encode } from '@msgpack/msgpack';
+import { Decoder } from '@msgpack/msgpack';
 import { isValidName } from '@georep/core';
+import { readBatch, writeBatch } from './batch-msgpack.js';
 import type { ElementType, Op, OpBatch, Tag } from './ops.js';
 import { BadBatchError } from './transport-errors.js';
 
@@ -34,7 +38,7 @@ const decoder = new Decoder({ maxMapLength: 64, maxExtLength: 0 });
  * @throws {BadBatchError} when `batch` does not have the documented shape.
  */
 export function encodeBatch(batch: OpBatch): Uint8Array {
-  return encode(checkBatch(batch, false));
+  return writeBatch(checkBatch(batch, false));
 }
 
 /**
@@ -47,11 +51,14 @@ export function encodeBatch(batch: OpBatch): Uint8Array {
  * saying which field is wrong and why.
  */
 export function decodeBatch(bytes: Uint8Array): OpBatch {
+  // Decode from a Buffer view so every binary field is a Buffer: ioredis sends Buffers as they
+  // are, while it would stringify a plain Uint8Array.
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const batch = readBatch(buf);
+  if (batch !== undefined) return batch;
   let raw: unknown;
   try {
-    // Decode from a Buffer view so every binary field is a Buffer: ioredis sends Buffers as they
-    // are, while it would stringify a plain Uint8Array.
-    raw = decoder.decode(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    raw = decoder.decode(buf);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new BadBatchError('', `not MessagePack (${reason})`, { cause: err });
