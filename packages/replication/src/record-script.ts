@@ -19,8 +19,8 @@ import {
   ReplicationInputError,
   ReplicationScriptError,
   evalScript,
-  opsFromItems,
-  parseNetstrings,
+  NetstringReader,
+  readOps,
   scriptSha,
 } from './meta.js';
 import { ScriptArgPacker } from './script-args.js';
@@ -351,9 +351,10 @@ function packInstruction(p: ScriptArgPacker, ins: Instruction): void {
 }
 
 function batchFromPayload(payload: Buffer, seq: number, bad: () => GeorepError): OpBatch {
-  const items = parseNetstrings(payload, bad);
-  if (items[0]?.toString('latin1') !== PAYLOAD_VERSION || items[1] === undefined) throw bad();
-  return { v: 1, origin: items[1].toString('latin1'), seq, ops: opsFromItems(items, 2, bad) };
+  const r = new NetstringReader(payload, bad);
+  if (r.done || r.text() !== PAYLOAD_VERSION || r.done) throw bad();
+  const origin = r.text();
+  return { v: 1, origin, seq, ops: readOps(r, bad) };
 }
 
 /**
