@@ -148,6 +148,10 @@ describe('batch codec', () => {
       ).toBe(path);
       expect(err.message).toMatch(reason);
       expect(err.details).toMatchObject({ path });
+      // encodeBatch checks by the same rules (it only leaves unknown fields out).
+      if (reason.source !== 'unknown field') {
+        expect(badBatch(() => encodeBatch(value as OpBatch)).path).toBe(path);
+      }
     }
   });
 
