@@ -38,9 +38,8 @@ redis.call('SET', APPLY_KEY, origin .. ':' .. seq)
 -- Shared by the operations that have nothing of a kind (no table built per operation).
 local NONE = {}
 
-local function apply_value(db, key, T, dump, pttl, ob)
-  local mk = META .. key
-  local flat = redis.call('HGETALL', mk)
+-- The general case of a value operation (the common one is apply_value's).
+local function apply_value_general(db, key, T, dump, pttl, ob, mk, flat)
   -- plain: only the one-letter fields t, e, d and x (every other field has a two-byte prefix),
   -- the common case of a string key. Then there are no elements to save or remove and no counter
   -- contributions: the work below that reads them is skipped.
@@ -188,6 +187,50 @@ local function apply_value(db, key, T, dump, pttl, ob)
   local at = effective_at(heads, dead, T)
   if touched or (dump ~= '' and at ~= tonumber(pttl)) then set_expiry(key, at) end
   return true
+end
+
+local function apply_value(db, key, T, dump, pttl, ob)
+  local mk = META .. key
+  local flat = redis.call('HGETALL', mk)
+  -- The common case: a string key written again, or a new key. Its metadata is at most t, x and
+  -- one expiry head older than T (the last write's own), and the write observed no counter. Then
+  -- T replaces all of it: the general rules below come down to the value, t, and T's own expiry
+  -- head, without the tables they build to get there.
+  if #ob == 0 then
+    local ft, fe, fx, simple = nil, nil, nil, true
+    for i = 1, #flat, 2 do
+      local f = flat[i]
+      if f == 't' then
+        ft = flat[i + 1]
+      elseif f == 'e' then
+        fe = flat[i + 1]
+      elseif f == 'x' then
+        fx = true
+      else
+        simple = false
+        break
+      end
+    end
+    if simple and fe then
+      local eq = string.find(fe, '=', 1, true)
+      simple = eq ~= nil and not string.find(fe, ' ', eq, true) and lt(string.sub(fe, 1, eq - 1), T)
+    end
+    if simple then
+      if not lt(ft or flush_tag(db), T) then return false end
+      if dump ~= '' then
+        local r = redis.pcall('RESTORE', key, pttl, dump, 'REPLACE', 'ABSTTL')
+        if is_err(r) then error({ err = 'georep apply: RESTORE in db ' .. db .. ' failed: ' .. r.err }) end
+        redis.call('HSET', mk, 't', T, 'e', T .. '=' .. pttl)
+        if fx then redis.call('HDEL', mk, 'x') end
+      else
+        redis.call('DEL', key)
+        redis.call('HSET', mk, 't', T, 'x', '1')
+        if fe then redis.call('HDEL', mk, 'e') end
+      end
+      return true
+    end
+  end
+  return apply_value_general(db, key, T, dump, pttl, ob, mk, flat)
 end
 
 local function apply_counter(db, key, T, cum)
