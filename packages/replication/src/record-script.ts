@@ -58,9 +58,23 @@ local function ns(s)
   return #s .. ':' .. s
 end
 
-local out = {}
+-- The reply, as the pieces table.concat joins: each item's length header and the item itself
+-- (no concatenated copy of every item, DUMPs included), counted in nout rather than with #out.
+local out, nout = {}, 0
 local function emit(s)
-  out[#out + 1] = ns(s)
+  out[nout + 1] = #s .. ':'
+  out[nout + 2] = s
+  nout = nout + 2
+end
+-- The db numbers as text, made once per db.
+local db_texts = {}
+local function db_text(db)
+  local s = db_texts[db]
+  if s == nil then
+    s = fmt_int(db)
+    db_texts[db] = s
+  end
+  return s
 end
 emit('1')
 emit(origin)
@@ -81,7 +95,7 @@ local function record_expiry(db, key, tag, at, mk, t, e, d)
   store_heads(mk, { [origin] = { tag, at } }, prev, t)
   -- Changes before t were replaced by the base write already; t itself is the base's expiry.
   if lt(prev, t) then prev = '' end
-  emit('e'); emit(fmt_int(db)); emit(key); emit(tag); emit(at); emit(prev)
+  emit('e'); emit(db_text(db)); emit(key); emit(tag); emit(at); emit(prev)
 end
 
 -- Keys whose c: fields a counter instruction of this batch changed, per db.
@@ -114,9 +128,10 @@ local function record_value(db, key, tag)
     dump = ''
     redis.call('HSET', mk, 't', tag, 'x', '1')
   end
-  emit('v'); emit(fmt_int(db)); emit(key); emit(tag); emit(dump); emit(pttl)
-  out[#out + 1] = ''
-  observed[#observed + 1] = { #out, db, key, has_counter }
+  emit('v'); emit(db_text(db)); emit(key); emit(tag); emit(dump); emit(pttl)
+  nout = nout + 1
+  out[nout] = ''
+  observed[#observed + 1] = { nout, db, key, has_counter }
 end
 
 -- Fills in ob (n, then region and contribution n times) of the value operations. A key without
@@ -168,7 +183,7 @@ local function record_counter(db, key, tag, delta)
   -- Exact int64 sums in Redis; a float delta or contribution switches to HINCRBYFLOAT.
   if r == nil or is_err(r) then redis.call('HINCRBYFLOAT', mk, cf, delta) end
   redis.call('HSET', mk, 'C:' .. origin, tag)
-  emit('c'); emit(fmt_int(db)); emit(key); emit(tag); emit(redis.call('HGET', mk, cf))
+  emit('c'); emit(db_text(db)); emit(key); emit(tag); emit(redis.call('HGET', mk, cf))
   reconcile_expiry(db, key, tag, mk)
 end
 
@@ -209,7 +224,7 @@ local function record_elements(db, key, tag, typ, adds, rems)
     rem_out[#rem_out + 1] = m
     rem_out[#rem_out + 1] = o
   end
-  emit('l'); emit(fmt_int(db)); emit(key); emit(tag); emit(typ)
+  emit('l'); emit(db_text(db)); emit(key); emit(tag); emit(typ)
   emit(tostring(#add_out / 2))
   for _, s in ipairs(add_out) do emit(s) end
   emit(tostring(#rem_out / 2))
