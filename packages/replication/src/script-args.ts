@@ -18,7 +18,6 @@ const LONG = 255;
 
 /**
  * Appends items to one growing buffer; {@link ScriptArgPacker.finish} returns the packed bytes.
- * Text items must be latin1 (tags, decimal numbers, kinds, region names).
  *
  * @example
  * const p = new ScriptArgPacker();
@@ -40,10 +39,15 @@ export class ScriptArgPacker {
     this.#len += b.length;
   }
 
-  /** One latin1 text item. */
+  /**
+   * One text item, as UTF-8 (what ioredis sent for a string argument). Every text item is ASCII
+   * in practice (tags, decimal numbers, kinds, region names are checked), where it is one byte
+   * per character.
+   */
   text(s: string): void {
-    this.#header(s.length);
-    this.#len += this.#buf.write(s, this.#len, 'latin1');
+    const n = Buffer.byteLength(s);
+    this.#header(n);
+    this.#len += this.#buf.write(s, this.#len, n, 'utf8');
   }
 
   /** One integer as decimal text. */
