@@ -422,7 +422,8 @@ function applyArgs(batch: OpBatch): Array<string | Buffer> {
   if (!REGION_NAME.test(batch.origin)) {
     throw new ReplicationInputError(`region name "${batch.origin}" is not [a-z0-9-]+`);
   }
-  const packer = new ScriptArgPacker();
+  // Room for a string write of a short key and value (the common case) without growing.
+  const packer = new ScriptArgPacker(256 + 128 * batch.ops.length);
   for (const op of batch.ops) packOp(packer, op);
   return [batch.origin, String(batch.seq), packer.finish()];
 }

@@ -390,7 +390,7 @@ export async function recordBatch(client: Redis, input: RecordInput): Promise<Op
     throw new ReplicationInputError(`seq ${seq} and offset ${offset} must be integers >= 0`);
   }
   input.instructions.forEach(checkInstruction);
-  const packer = new ScriptArgPacker();
+  const packer = new ScriptArgPacker(256 + 64 * input.instructions.length);
   for (const ins of input.instructions) packInstruction(packer, ins);
   const args = [origin, String(seq), String(offset), packer.finish()];
   const reply = await evalScript(client, 'record', RECORD_SCRIPT, RECORD_SCRIPT_SHA, args);

@@ -28,6 +28,7 @@ export class ScriptArgPacker {
   #buf: Buffer;
   #len = 0;
 
+  /** @param initialBytes room to start with; the buffer doubles when it runs out. */
   constructor(initialBytes = 16 * 1024) {
     this.#buf = Buffer.allocUnsafe(initialBytes);
   }
