@@ -9,7 +9,8 @@
 //     on Redis 7.0 (512 operations per transaction, as the agent, and 4096 for comparison)
 //   - the wire: encodeBatch/decodeBatch of the recorded batches (MessagePack, in this process)
 // The same figures for a mix of hash fields, set members, counters and expiries follow.
-// Prints ops/s and µs per op beside the baseline; asserts nothing.
+// Prints ops/s and µs per op beside the baseline, the servers' time in the scripts and this
+// process's CPU (what the agent spends around them); asserts nothing.
 //   node bench/replication-scripts.mjs [--keys 100000] [--batch 512] [--per-tx 512] [--rounds 3]
 // With rounds > 1 every figure is measured that many times and the best run is printed.
 // Build first: npx turbo run build.
@@ -84,6 +85,12 @@ async function scriptUsec() {
 
 /** Server-side seconds in scripts of the best round of the last {@link best}. */
 let lastScriptSeconds = NaN;
+/** CPU seconds of this process (the agent's side: building commands, parsing replies) in it. */
+let lastClientSeconds = NaN;
+const cpuSeconds = (since) => {
+  const u = process.cpuUsage(since);
+  return (u.user + u.system) / 1e6;
+};
 
 /** Best of ROUNDS; `prepare` runs untimed before each round. */
 async function best(prepare, fn) {
@@ -91,10 +98,13 @@ async function best(prepare, fn) {
   for (let r = 0; r < ROUNDS; r++) {
     await prepare(r);
     const before = await scriptUsec();
+    const cpu = process.cpuUsage();
     const seconds = await timed(fn);
+    const client = cpuSeconds(cpu);
     if (seconds < min) {
       min = seconds;
       lastScriptSeconds = ((await scriptUsec()) - before) / 1e6;
+      lastClientSeconds = client;
     }
   }
   return min;
@@ -143,10 +153,18 @@ async function applyAll(batches, { perTx = PER_TX, watch = false } = {}) {
   }
 }
 
-const line = (label, seconds, n, baseline, scriptSeconds = lastScriptSeconds) =>
+const line = (
+  label,
+  seconds,
+  n,
+  baseline,
+  scriptSeconds = lastScriptSeconds,
+  clientSeconds = lastClientSeconds,
+) =>
   console.log(
     `${label.padEnd(44)} ${rate(seconds, n).padStart(10)} ops/s  ${us(seconds, n).padStart(7)} µs/op` +
       (scriptSeconds > 0 ? `  (${us(scriptSeconds, n).padStart(6)} µs/op in the script)` : '') +
+      (clientSeconds > 0 ? `  (${us(clientSeconds, n).padStart(6)} µs/op CPU in node)` : '') +
       (baseline === undefined ? '' : `   ${(baseline / seconds).toFixed(3)}x the baseline rate`),
   );
 
@@ -291,20 +309,24 @@ try {
   let mixBatches = [];
   let recordMix = Infinity;
   let recordMixScript = NaN;
+  let recordMixClient = NaN;
   const applyMix = await best(
     async () => {
       ins = await mixed();
       const before = await scriptUsec();
+      const cpu = process.cpuUsage();
       const seconds = await timed(async () => (mixBatches = await recordAll(ins)));
+      const client = cpuSeconds(cpu);
       if (seconds < recordMix) {
         recordMix = seconds;
         recordMixScript = ((await scriptUsec()) - before) / 1e6;
+        recordMixClient = client;
       }
     },
     () => applyAll(mixBatches),
   );
   const applyMixScript = lastScriptSeconds;
-  line('record.lua, mix', recordMix, n, undefined, recordMixScript);
+  line('record.lua, mix', recordMix, n, undefined, recordMixScript, recordMixClient);
   line('apply.lua, mix (after the first round: updates)', applyMix, n, undefined, applyMixScript);
 } finally {
   origin.disconnect();

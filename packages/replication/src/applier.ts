@@ -68,14 +68,18 @@ export class Applier {
     const ops = batches.reduce((n, b) => n + b.ops.length, 0);
     for (let attempt = 0; ; attempt++) {
       try {
-        // One round trip: Redis runs them in order, so the offset is read after the WATCH.
-        const watched: Array<Promise<unknown>> = [];
+        // One round trip and one socket write: Redis runs them in order, so the offset is read
+        // after the WATCH.
+        const watch = client.pipeline();
         for (const [db, keys] of byDb) {
-          watched.push(client.select(db));
-          if (keys.length > 0) watched.push(client.watch(...keys));
+          watch.select(db);
+          if (keys.length > 0) watch.watch(...keys);
         }
-        const replies = await Promise.all([...watched, client.info('replication')]);
-        const info = parseInfo(replies[replies.length - 1] as string);
+        watch.info('replication');
+        const replies = (await watch.exec()) ?? [];
+        for (const [err] of replies) if (err !== null) throw err;
+        const text = replies[replies.length - 1]?.[1];
+        const info = parseInfo(typeof text === 'string' ? text : '');
         const offset = Number(info.replication?.master_repl_offset ?? '0');
         await withTimeout(
           this.#o.awaitRecorded(offset),

@@ -15,12 +15,14 @@ import {
   ReplicationInputError,
   ReplicationScriptError,
   isNoScript,
-  opToArgs,
+  packOp,
   scriptSha,
 } from './meta.js';
+import { ScriptArgPacker } from './script-args.js';
 
 /**
- * Source of apply.lua. ARGV: origin, seq, then the operations in flat form (see `meta.ts`).
+ * Source of apply.lua. ARGV: origin, seq, then the operations in flat form (see `meta.ts`),
+ * packed into one argument (`script-args.ts`).
  * Replies with ten integers: applied and dropped counts for value, counter, expire, elements
  * and flush operations.
  */
@@ -36,9 +38,8 @@ redis.call('SET', APPLY_KEY, origin .. ':' .. seq)
 -- Shared by the operations that have nothing of a kind (no table built per operation).
 local NONE = {}
 
-local function apply_value(db, key, T, dump, pttl, ob)
-  local mk = META .. key
-  local flat = redis.call('HGETALL', mk)
+-- The general case of a value operation (the common one is apply_value's).
+local function apply_value_general(db, key, T, dump, pttl, ob, mk, flat)
   -- plain: only the one-letter fields t, e, d and x (every other field has a two-byte prefix),
   -- the common case of a string key. Then there are no elements to save or remove and no counter
   -- contributions: the work below that reads them is skipped.
@@ -188,6 +189,50 @@ local function apply_value(db, key, T, dump, pttl, ob)
   return true
 end
 
+local function apply_value(db, key, T, dump, pttl, ob)
+  local mk = META .. key
+  local flat = redis.call('HGETALL', mk)
+  -- The common case: a string key written again, or a new key. Its metadata is at most t, x and
+  -- one expiry head older than T (the last write's own), and the write observed no counter. Then
+  -- T replaces all of it: the general rules below come down to the value, t, and T's own expiry
+  -- head, without the tables they build to get there.
+  if #ob == 0 then
+    local ft, fe, fx, simple = nil, nil, nil, true
+    for i = 1, #flat, 2 do
+      local f = flat[i]
+      if f == 't' then
+        ft = flat[i + 1]
+      elseif f == 'e' then
+        fe = flat[i + 1]
+      elseif f == 'x' then
+        fx = true
+      else
+        simple = false
+        break
+      end
+    end
+    if simple and fe then
+      local eq = string.find(fe, '=', 1, true)
+      simple = eq ~= nil and not string.find(fe, ' ', eq, true) and lt(string.sub(fe, 1, eq - 1), T)
+    end
+    if simple then
+      if not lt(ft or flush_tag(db), T) then return false end
+      if dump ~= '' then
+        local r = redis.pcall('RESTORE', key, pttl, dump, 'REPLACE', 'ABSTTL')
+        if is_err(r) then error({ err = 'georep apply: RESTORE in db ' .. db .. ' failed: ' .. r.err }) end
+        redis.call('HSET', mk, 't', T, 'e', T .. '=' .. pttl)
+        if fx then redis.call('HDEL', mk, 'x') end
+      else
+        redis.call('DEL', key)
+        redis.call('HSET', mk, 't', T, 'x', '1')
+        if fe then redis.call('HDEL', mk, 'e') end
+      end
+      return true
+    end
+  end
+  return apply_value_general(db, key, T, dump, pttl, ob, mk, flat)
+end
+
 local function apply_counter(db, key, T, cum)
   local mk = META .. key
   local m = redis.call('HMGET', mk, 'C:' .. origin, 'c:' .. origin, 't', 'x')
@@ -308,7 +353,7 @@ local function apply_flush(db, T)
 end
 
 local stats = { v = { 0, 0 }, c = { 0, 0 }, e = { 0, 0 }, l = { 0, 0 }, f = { 0, 0 } }
-argi = 3
+args = unpack_items(ARGV[3], {})
 while args_left() do
   local kind = arg()
   local done
@@ -377,9 +422,10 @@ function applyArgs(batch: OpBatch): Array<string | Buffer> {
   if (!REGION_NAME.test(batch.origin)) {
     throw new ReplicationInputError(`region name "${batch.origin}" is not [a-z0-9-]+`);
   }
-  const args: Array<string | Buffer> = [batch.origin, String(batch.seq)];
-  for (const op of batch.ops) args.push(...opToArgs(op));
-  return args;
+  // Room for a string write of a short key and value (the common case) without growing.
+  const packer = new ScriptArgPacker(256 + 128 * batch.ops.length);
+  for (const op of batch.ops) packOp(packer, op);
+  return [batch.origin, String(batch.seq), packer.finish()];
 }
 
 /**

@@ -3,13 +3,17 @@
  * "Operations"). Binary fields (keys, members, values, DUMP payloads) are MessagePack `bin`, tags
  * and decimal numbers are `str`, integers are `int`.
  *
+ * The common case is written and read by `batch-msgpack.ts`, specialised to this shape; the
+ * generic MessagePack decoder reads whatever it does not take (and gives the precise error).
+ *
  * Decoding is strict, because a batch is applied to a region's primary: every field must be
  * present with its type, `v` must be 1, kinds must be known, tags must be `encodeHlc()` strings
  * and no field may be added. Anything else, including random bytes, is a {@link BadBatchError};
  * the decoder never throws anything else.
  */
-import { Decoder, encode } from '@msgpack/msgpack';
+import { Decoder } from '@msgpack/msgpack';
 import { isValidName } from '@georep/core';
+import { readBatch, writeBatch } from './batch-msgpack.js';
 import type { ElementType, Op, OpBatch, Tag } from './ops.js';
 import { BadBatchError } from './transport-errors.js';
 
@@ -34,8 +38,76 @@ const decoder = new Decoder({ maxMapLength: 64, maxExtLength: 0 });
  * @throws {BadBatchError} when `batch` does not have the documented shape.
  */
 export function encodeBatch(batch: OpBatch): Uint8Array {
-  return encode(checkBatch(batch, false));
+  // writeBatch reads only the documented fields, so a batch that passes the checks is written as
+  // it is; checkBatch's copy is only needed for its errors.
+  return writeBatch(isWellFormed(batch) ? batch : checkBatch(batch, false));
 }
+
+/**
+ * True when {@link checkBatch} would accept `batch` as it is: the same rules, without building a
+ * checked copy or an error (the capturing agent encodes every batch it publishes). False leaves it
+ * to checkBatch, which names what is wrong.
+ */
+function isWellFormed(batch: OpBatch): boolean {
+  if (!isMap(batch) || !has(batch, BATCH_FIELDS) || batch.v !== 1) return false;
+  if (typeof batch.origin !== 'string' || !isValidName(batch.origin)) return false;
+  if (!isInt(batch.seq, 0) || !Array.isArray(batch.ops)) return false;
+  for (const op of batch.ops) if (!isWellFormedOp(op)) return false;
+  return true;
+}
+
+function isWellFormedOp(op: Op): boolean {
+  if (!isMap(op)) return false;
+  const fields = OP_FIELDS.get(op.kind);
+  if (fields === undefined || !has(op, fields)) return false;
+  if (!isInt(op.db, op.kind === 'flush' ? -1 : 0) || op.db > 0xffff) return false;
+  if (typeof op.tag !== 'string' || !TAG.test(op.tag)) return false;
+  if (op.kind === 'flush') return true;
+  if (!(op.key instanceof Uint8Array)) return false;
+  switch (op.kind) {
+    case 'value': {
+      if (op.dump !== null && !(op.dump instanceof Uint8Array)) return false;
+      if (!isInt(op.pttl, 0) || !isMap(op.ob)) return false;
+      for (const [region, contribution] of Object.entries(op.ob)) {
+        if (!isValidName(region) || !isDecimal(contribution)) return false;
+      }
+      return true;
+    }
+    case 'counter':
+      return isDecimal(op.cum);
+    case 'expire':
+      return isInt(op.at, 0) && isTagOrEmpty(op.prev);
+    case 'elements':
+      return (
+        typeof op.type === 'string' &&
+        ELEMENT_TYPES.has(op.type) &&
+        Array.isArray(op.add) &&
+        op.add.every((p) => isPair(p) && p[1] instanceof Uint8Array) &&
+        Array.isArray(op.rem) &&
+        op.rem.every((p) => isPair(p) && isTagOrEmpty(p[1]))
+      );
+    default:
+      return false;
+  }
+}
+
+const BATCH_FIELDS = ['v', 'origin', 'seq', 'ops'];
+const OP_FIELDS: ReadonlyMap<string, readonly string[]> = new Map([
+  ['value', ['kind', 'db', 'key', 'tag', 'dump', 'pttl', 'ob']],
+  ['counter', ['kind', 'db', 'key', 'tag', 'cum']],
+  ['expire', ['kind', 'db', 'key', 'tag', 'at', 'prev']],
+  ['elements', ['kind', 'db', 'key', 'tag', 'type', 'add', 'rem']],
+  ['flush', ['kind', 'db', 'tag']],
+]);
+
+const has = (m: object, fields: readonly string[]): boolean =>
+  fields.every((f) => Object.hasOwn(m, f));
+const isInt = (v: unknown, min: number): boolean =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= min;
+const isDecimal = (v: unknown): boolean => typeof v === 'string' && DECIMAL.test(v);
+const isTagOrEmpty = (v: unknown): boolean => typeof v === 'string' && (v === '' || TAG.test(v));
+const isPair = (p: unknown): p is [unknown, unknown] =>
+  Array.isArray(p) && p.length === 2 && p[0] instanceof Uint8Array;
 
 /**
  * Decodes and validates one message of a region's stream.
@@ -47,11 +119,14 @@ export function encodeBatch(batch: OpBatch): Uint8Array {
  * saying which field is wrong and why.
  */
 export function decodeBatch(bytes: Uint8Array): OpBatch {
+  // Decode from a Buffer view so every binary field is a Buffer: ioredis sends Buffers as they
+  // are, while it would stringify a plain Uint8Array.
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const batch = readBatch(buf);
+  if (batch !== undefined) return batch;
   let raw: unknown;
   try {
-    // Decode from a Buffer view so every binary field is a Buffer: ioredis sends Buffers as they
-    // are, while it would stringify a plain Uint8Array.
-    raw = decoder.decode(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    raw = decoder.decode(buf);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new BadBatchError('', `not MessagePack (${reason})`, { cause: err });

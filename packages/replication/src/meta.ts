@@ -3,9 +3,9 @@
  * operations take between TypeScript and Lua, tag order, and the errors of the two scripts.
  *
  * The flat form is a list of byte strings, one field per item, so that keys, members, values and
- * DUMP payloads stay binary without any encoding. TypeScript passes it to a script as ARGV;
- * record.lua returns it (and stores it in the outbox) as netstrings (`<length>:<bytes>`). The
- * `cmsgpack` bundled with Redis 7.0 cannot be used for either direction: it refuses MessagePack
+ * DUMP payloads stay binary without any encoding. TypeScript passes it to a script packed into
+ * one argument (`script-args.ts`); record.lua returns it (and stores it in the outbox) as
+ * netstrings (`<length>:<bytes>`). The `cmsgpack` bundled with Redis 7.0 cannot be used for either direction: it refuses MessagePack
  * `bin` values, and it writes Lua strings as `str`, which is not valid for arbitrary bytes.
  *
  * One operation in flat form, by kind (every number as decimal text):
@@ -31,6 +31,7 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { GeorepError, type GeorepErrorOptions } from '@georep/core';
 import { META_PREFIX, type ElementType, type Op, type Tag } from './ops.js';
+import { LUA_UNPACK_ITEMS, type ScriptArgPacker } from './script-args.js';
 
 /** A script (record.lua or apply.lua) failed in Redis, or replied with something unexpected. */
 export class ReplicationScriptError extends GeorepError {
@@ -95,7 +96,9 @@ export const REGION_NAME = /^[a-z0-9-]+$/;
  * Lua helpers that start both scripts. Kept as plain Lua in one string so that the scripts read
  * top to bottom in `redis-cli SCRIPT` dumps and error messages point at real line numbers.
  */
-export const LUA_HELPERS = String.raw`
+export const LUA_HELPERS =
+  LUA_UNPACK_ITEMS +
+  String.raw`
 local META = '__georep:m:'
 local FLUSH_KEY = '__georep:flush'
 local OUTBOX_KEY = '__georep:outbox'
@@ -115,15 +118,18 @@ local function select_db(db)
   end
 end
 
--- ARGV is read in order: a fixed header, then the operations in flat form until the end.
+-- The arguments are read in order: a fixed header, then the operations in flat form until the
+-- end. The header is ARGV; the operations come packed in ARGV's last item (script-args.ts), and
+-- each script unpacks them behind the header into args before it reads them.
+local args = ARGV
 local argi = 1
 local function arg()
-  local v = ARGV[argi]
+  local v = args[argi]
   argi = argi + 1
   return v
 end
 local function args_left()
-  return argi <= #ARGV
+  return argi <= #args
 end
 
 -- Byte order. Lua's < on strings calls strcoll(), and redis-server runs
@@ -375,128 +381,172 @@ local function set_expiry(key, at)
 end
 `;
 
-type Item = Buffer;
-type Arg = string | Buffer;
-
-/** A Buffer view of `b` (decoded batches and captured commands hold Buffers already). */
-const asBuffer = (b: Uint8Array): Buffer =>
-  Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-
-/** One operation as script arguments (the flat form above). */
-export function opToArgs(op: Op): Arg[] {
+/** Appends one operation in flat form (the table above) to a script's packed argument. */
+export function packOp(p: ScriptArgPacker, op: Op): void {
   switch (op.kind) {
     case 'value': {
+      p.text('v');
+      p.int(op.db);
+      p.bytes(op.key);
+      p.text(op.tag);
+      if (op.dump === null) p.text('');
+      else p.bytes(op.dump);
+      p.int(op.pttl);
       const ob = Object.entries(op.ob);
-      return [
-        'v',
-        String(op.db),
-        asBuffer(op.key),
-        op.tag,
-        op.dump === null ? '' : asBuffer(op.dump),
-        String(op.pttl),
-        String(ob.length),
-        ...ob.flat(),
-      ];
+      p.int(ob.length);
+      for (const [region, cum] of ob) {
+        p.text(region);
+        p.text(cum);
+      }
+      return;
     }
     case 'counter':
-      return ['c', String(op.db), asBuffer(op.key), op.tag, op.cum];
+      p.text('c');
+      p.int(op.db);
+      p.bytes(op.key);
+      p.text(op.tag);
+      p.text(op.cum);
+      return;
     case 'expire':
-      return ['e', String(op.db), asBuffer(op.key), op.tag, String(op.at), op.prev];
+      p.text('e');
+      p.int(op.db);
+      p.bytes(op.key);
+      p.text(op.tag);
+      p.int(op.at);
+      p.text(op.prev);
+      return;
     case 'elements':
-      return [
-        'l',
-        String(op.db),
-        asBuffer(op.key),
-        op.tag,
-        op.type,
-        String(op.add.length),
-        ...op.add.flatMap(([m, v]) => [asBuffer(m), asBuffer(v)]),
-        String(op.rem.length),
-        ...op.rem.flatMap(([m, o]) => [asBuffer(m), o]),
-      ];
+      p.text('l');
+      p.int(op.db);
+      p.bytes(op.key);
+      p.text(op.tag);
+      p.text(op.type);
+      p.int(op.add.length);
+      for (const [m, v] of op.add) {
+        p.bytes(m);
+        p.bytes(v);
+      }
+      p.int(op.rem.length);
+      for (const [m, o] of op.rem) {
+        p.bytes(m);
+        p.text(o);
+      }
+      return;
     case 'flush':
-      return ['f', String(op.db), op.tag];
+      p.text('f');
+      p.int(op.db);
+      p.text(op.tag);
+      return;
   }
 }
 
-/** Splits `<length>:<bytes>` items (record.lua's reply and outbox payload). */
-export function parseNetstrings(buf: Buffer, what: () => GeorepError): Item[] {
-  const items: Item[] = [];
-  let pos = 0;
-  while (pos < buf.length) {
-    const colon = buf.indexOf(0x3a, pos);
-    if (colon < 0 || colon === pos || colon - pos > 12) throw what();
-    const len = Number(buf.toString('latin1', pos, colon));
-    if (!Number.isSafeInteger(len) || colon + 1 + len > buf.length) throw what();
-    items.push(buf.subarray(colon + 1, colon + 1 + len));
-    pos = colon + 1 + len;
+/**
+ * Reads `<length>:<bytes>` items (record.lua's reply and outbox payload) one at a time, straight
+ * from the reply: no list of items and no Buffer per item in between, which were most of the
+ * garbage the capturing agent made per operation. Throws `what()` on anything malformed.
+ */
+export class NetstringReader {
+  readonly #buf: Buffer;
+  readonly #what: () => GeorepError;
+  #pos = 0;
+  /** End of the item the last #next() found. */
+  #end = 0;
+
+  constructor(buf: Buffer, what: () => GeorepError) {
+    this.#buf = buf;
+    this.#what = what;
   }
-  return items;
+
+  /** True when every item has been read. */
+  get done(): boolean {
+    return this.#pos >= this.#buf.length;
+  }
+
+  /** A binary item, as a plain Uint8Array view of the reply (not a copy). */
+  bytes(): Uint8Array {
+    const start = this.#next();
+    return new Uint8Array(this.#buf.buffer, this.#buf.byteOffset + start, this.#end - start);
+  }
+
+  /** A text item (tags, decimals, kinds, region names are latin1). */
+  text(): string {
+    const start = this.#next();
+    return this.#buf.toString('latin1', start, this.#end);
+  }
+
+  int(): number {
+    const n = Number(this.text());
+    if (!Number.isSafeInteger(n)) throw this.#what();
+    return n;
+  }
+
+  /** Start of the next item's bytes (its end in #end). */
+  #next(): number {
+    const buf = this.#buf;
+    let i = this.#pos;
+    let len = 0;
+    for (; i < buf.length && i - this.#pos <= 12; i++) {
+      const c = buf[i]!;
+      if (c === 0x3a) break;
+      if (c < 0x30 || c > 0x39) throw this.#what();
+      len = len * 10 + (c - 0x30);
+    }
+    if (i === this.#pos || buf[i] !== 0x3a || i + 1 + len > buf.length) throw this.#what();
+    this.#pos = this.#end = i + 1 + len;
+    return i + 1;
+  }
 }
 
 const ELEMENT_TYPES: readonly string[] = ['hash', 'set', 'zset'] satisfies ElementType[];
 
-/** Reads operations in flat form from `items[from..]`; throws what() on anything malformed. */
-export function opsFromItems(items: Item[], from: number, what: () => GeorepError): Op[] {
-  let i = from;
-  const next = (): Item => {
-    const v = items[i++];
-    if (v === undefined) throw what();
-    return v;
-  };
-  const text = () => next().toString('latin1');
-  const int = () => {
-    const n = Number(text());
-    if (!Number.isSafeInteger(n)) throw what();
-    return n;
-  };
-  // Plain Uint8Array views of the reply, not copies: an op lives until its batch is published,
-  // and a copy per key and value was the largest source of garbage in the capturing agent.
-  const view = (b: Item): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.length);
-  const bytes = (): Uint8Array => view(next());
+/** Reads operations in flat form until the end of `r`; throws what() on anything malformed. */
+export function readOps(r: NetstringReader, what: () => GeorepError): Op[] {
+  // Binary fields are plain Uint8Array views of the reply, not copies: an op lives until its
+  // batch is published, and a copy per key and value was the largest source of garbage in the
+  // capturing agent.
   const ops: Op[] = [];
-  while (i < items.length) {
-    const kind = text();
+  while (!r.done) {
+    const kind = r.text();
     if (kind === 'f') {
-      ops.push({ kind: 'flush', db: int(), tag: text() });
+      ops.push({ kind: 'flush', db: r.int(), tag: r.text() });
       continue;
     }
-    const db = int();
-    const key = bytes();
-    const tag = text();
+    const db = r.int();
+    const key = r.bytes();
+    const tag = r.text();
     switch (kind) {
       case 'v': {
-        const dump = next();
-        const pttl = int();
+        const dump = r.bytes();
+        const pttl = r.int();
         const ob: Record<string, string> = {};
-        for (let n = int(); n > 0; n--) {
-          const region = text();
-          ob[region] = text();
+        for (let n = r.int(); n > 0; n--) {
+          const region = r.text();
+          ob[region] = r.text();
         }
         ops.push({
           kind: 'value',
           db,
           key,
           tag,
-          dump: dump.length === 0 ? null : view(dump),
+          dump: dump.length === 0 ? null : dump,
           pttl,
           ob,
         });
         break;
       }
       case 'c':
-        ops.push({ kind: 'counter', db, key, tag, cum: text() });
+        ops.push({ kind: 'counter', db, key, tag, cum: r.text() });
         break;
       case 'e':
-        ops.push({ kind: 'expire', db, key, tag, at: int(), prev: text() });
+        ops.push({ kind: 'expire', db, key, tag, at: r.int(), prev: r.text() });
         break;
       case 'l': {
-        const type = text();
+        const type = r.text();
         if (!ELEMENT_TYPES.includes(type)) throw what();
         const add: Array<[Uint8Array, Uint8Array]> = [];
-        for (let n = int(); n > 0; n--) add.push([bytes(), bytes()]);
+        for (let n = r.int(); n > 0; n--) add.push([r.bytes(), r.bytes()]);
         const rem: Array<[Uint8Array, Tag]> = [];
-        for (let n = int(); n > 0; n--) rem.push([bytes(), text()]);
+        for (let n = r.int(); n > 0; n--) rem.push([r.bytes(), r.text()]);
         ops.push({ kind: 'elements', db, key, tag, type: type as ElementType, add, rem });
         break;
       }

@@ -19,18 +19,20 @@ import {
   ReplicationInputError,
   ReplicationScriptError,
   evalScript,
-  opsFromItems,
-  parseNetstrings,
+  NetstringReader,
+  readOps,
   scriptSha,
 } from './meta.js';
+import { ScriptArgPacker } from './script-args.js';
 
 /** Format version of the outbox payload (the first netstring). */
 const PAYLOAD_VERSION = '1';
 
 /**
- * Source of record.lua. ARGV: origin, seq, offset, then the instructions, one after another:
- * `v db key tag`, `c db key tag delta`, `e db key tag`,
- * `l db key tag type n member×n m member×m`, `f db tag`. Replies with the payload it stored.
+ * Source of record.lua. ARGV: origin, seq, offset, then the instructions, one after another,
+ * packed into one argument (`script-args.ts`): `v db key tag`, `c db key tag delta`,
+ * `e db key tag`, `l db key tag type n member×n m member×m`, `f db tag`. Replies with the payload
+ * it stored.
  */
 export const RECORD_SCRIPT: string =
   LUA_HELPERS +
@@ -56,9 +58,23 @@ local function ns(s)
   return #s .. ':' .. s
 end
 
-local out = {}
+-- The reply, as the pieces table.concat joins: each item's length header and the item itself
+-- (no concatenated copy of every item, DUMPs included), counted in nout rather than with #out.
+local out, nout = {}, 0
 local function emit(s)
-  out[#out + 1] = ns(s)
+  out[nout + 1] = #s .. ':'
+  out[nout + 2] = s
+  nout = nout + 2
+end
+-- The db numbers as text, made once per db.
+local db_texts = {}
+local function db_text(db)
+  local s = db_texts[db]
+  if s == nil then
+    s = fmt_int(db)
+    db_texts[db] = s
+  end
+  return s
 end
 emit('1')
 emit(origin)
@@ -79,7 +95,7 @@ local function record_expiry(db, key, tag, at, mk, t, e, d)
   store_heads(mk, { [origin] = { tag, at } }, prev, t)
   -- Changes before t were replaced by the base write already; t itself is the base's expiry.
   if lt(prev, t) then prev = '' end
-  emit('e'); emit(fmt_int(db)); emit(key); emit(tag); emit(at); emit(prev)
+  emit('e'); emit(db_text(db)); emit(key); emit(tag); emit(at); emit(prev)
 end
 
 -- Keys whose c: fields a counter instruction of this batch changed, per db.
@@ -112,9 +128,10 @@ local function record_value(db, key, tag)
     dump = ''
     redis.call('HSET', mk, 't', tag, 'x', '1')
   end
-  emit('v'); emit(fmt_int(db)); emit(key); emit(tag); emit(dump); emit(pttl)
-  out[#out + 1] = ''
-  observed[#observed + 1] = { #out, db, key, has_counter }
+  emit('v'); emit(db_text(db)); emit(key); emit(tag); emit(dump); emit(pttl)
+  nout = nout + 1
+  out[nout] = ''
+  observed[#observed + 1] = { nout, db, key, has_counter }
 end
 
 -- Fills in ob (n, then region and contribution n times) of the value operations. A key without
@@ -166,7 +183,7 @@ local function record_counter(db, key, tag, delta)
   -- Exact int64 sums in Redis; a float delta or contribution switches to HINCRBYFLOAT.
   if r == nil or is_err(r) then redis.call('HINCRBYFLOAT', mk, cf, delta) end
   redis.call('HSET', mk, 'C:' .. origin, tag)
-  emit('c'); emit(fmt_int(db)); emit(key); emit(tag); emit(redis.call('HGET', mk, cf))
+  emit('c'); emit(db_text(db)); emit(key); emit(tag); emit(redis.call('HGET', mk, cf))
   reconcile_expiry(db, key, tag, mk)
 end
 
@@ -207,7 +224,7 @@ local function record_elements(db, key, tag, typ, adds, rems)
     rem_out[#rem_out + 1] = m
     rem_out[#rem_out + 1] = o
   end
-  emit('l'); emit(fmt_int(db)); emit(key); emit(tag); emit(typ)
+  emit('l'); emit(db_text(db)); emit(key); emit(tag); emit(typ)
   emit(tostring(#add_out / 2))
   for _, s in ipairs(add_out) do emit(s) end
   emit(tostring(#rem_out / 2))
@@ -232,7 +249,7 @@ local function record_flush(db, tag)
   emit('f'); emit(fmt_int(db)); emit(tag)
 end
 
-argi = 4
+args = unpack_items(ARGV[4], {})
 while args_left() do
   local kind = arg()
   if kind == 'f' then
@@ -291,10 +308,6 @@ export interface OutboxEntry {
   batch: OpBatch;
 }
 
-/** A Buffer view of `b` (decoded batches and captured commands hold Buffers already). */
-const asBuffer = (b: Uint8Array): Buffer =>
-  Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-
 /** What INCRBY / INCRBYFLOAT accept as a delta. */
 const DECIMAL = /^-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?$/;
 const TAG = /^\d{15}\.\d{6}\.[a-z0-9-]+$/;
@@ -317,34 +330,46 @@ function checkInstruction(ins: Instruction, i: number): void {
   }
 }
 
-function instructionArgs(ins: Instruction): Array<string | Buffer> {
+function packInstruction(p: ScriptArgPacker, ins: Instruction): void {
   switch (ins.kind) {
     case 'value':
     case 'expire':
-      return [ins.kind === 'value' ? 'v' : 'e', String(ins.db), asBuffer(ins.key), ins.tag];
+      p.text(ins.kind === 'value' ? 'v' : 'e');
+      p.int(ins.db);
+      p.bytes(ins.key);
+      p.text(ins.tag);
+      return;
     case 'counter':
-      return ['c', String(ins.db), asBuffer(ins.key), ins.tag, ins.delta];
+      p.text('c');
+      p.int(ins.db);
+      p.bytes(ins.key);
+      p.text(ins.tag);
+      p.text(ins.delta);
+      return;
     case 'elements':
-      return [
-        'l',
-        String(ins.db),
-        asBuffer(ins.key),
-        ins.tag,
-        ins.type,
-        String(ins.add.length),
-        ...ins.add.map(asBuffer),
-        String(ins.rem.length),
-        ...ins.rem.map(asBuffer),
-      ];
+      p.text('l');
+      p.int(ins.db);
+      p.bytes(ins.key);
+      p.text(ins.tag);
+      p.text(ins.type);
+      p.int(ins.add.length);
+      for (const m of ins.add) p.bytes(m);
+      p.int(ins.rem.length);
+      for (const m of ins.rem) p.bytes(m);
+      return;
     case 'flush':
-      return ['f', String(ins.db), ins.tag];
+      p.text('f');
+      p.int(ins.db);
+      p.text(ins.tag);
+      return;
   }
 }
 
 function batchFromPayload(payload: Buffer, seq: number, bad: () => GeorepError): OpBatch {
-  const items = parseNetstrings(payload, bad);
-  if (items[0]?.toString('latin1') !== PAYLOAD_VERSION || items[1] === undefined) throw bad();
-  return { v: 1, origin: items[1].toString('latin1'), seq, ops: opsFromItems(items, 2, bad) };
+  const r = new NetstringReader(payload, bad);
+  if (r.done || r.text() !== PAYLOAD_VERSION || r.done) throw bad();
+  const origin = r.text();
+  return { v: 1, origin, seq, ops: readOps(r, bad) };
 }
 
 /**
@@ -364,9 +389,10 @@ export async function recordBatch(client: Redis, input: RecordInput): Promise<Op
   if (!Number.isSafeInteger(seq) || seq < 0 || !Number.isSafeInteger(offset) || offset < 0) {
     throw new ReplicationInputError(`seq ${seq} and offset ${offset} must be integers >= 0`);
   }
-  const args: Array<string | Buffer> = [origin, String(seq), String(offset)];
   input.instructions.forEach(checkInstruction);
-  for (const ins of input.instructions) args.push(...instructionArgs(ins));
+  const packer = new ScriptArgPacker(256 + 64 * input.instructions.length);
+  for (const ins of input.instructions) packInstruction(packer, ins);
+  const args = [origin, String(seq), String(offset), packer.finish()];
   const reply = await evalScript(client, 'record', RECORD_SCRIPT, RECORD_SCRIPT_SHA, args);
   const bad = () =>
     new ReplicationScriptError('replication.bad-script-reply', 'record', 'malformed reply');

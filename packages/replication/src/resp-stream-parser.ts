@@ -210,15 +210,16 @@ export class RespStreamParser {
   /** Copies out the command `[#start, #pos)` and resets the state for the next one. */
   #complete(inline: boolean): RespCommand {
     const bytes = this.#pos - this.#start;
-    const own = Buffer.from(this.#buf.subarray(this.#start, this.#pos));
-    const argv: Buffer[] = [];
-    for (let i = 0; i < this.#spans.length; i += 2) {
-      argv.push(own.subarray(this.#spans[i], this.#spans[i + 1]));
-    }
+    // One allocation for the copy (Buffer.from of a subarray made a view first).
+    const own = Buffer.allocUnsafe(bytes);
+    this.#buf.copy(own, 0, this.#start, this.#pos);
+    const spans = this.#spans;
+    const argv: Buffer[] = new Array<Buffer>(spans.length / 2);
+    for (let i = 0; i < spans.length; i += 2) argv[i / 2] = own.subarray(spans[i], spans[i + 1]);
     this.#start = this.#pos;
     this.#argc = -1;
     this.#bulkLen = -1;
-    this.#spans = [];
+    spans.length = 0;
     if (this.#start === this.#len) {
       // Everything consumed: restart at the front instead of sliding the window later.
       this.#consumedBefore += this.#len;

@@ -76,6 +76,10 @@ export class Translator {
     // Inside an apply transaction only its end matters: the receiving region's capture reads
     // every effect of every apply, so this is the common case there and skips the key lookup.
     if (this.#skipping && !endsTransaction(argv[0])) return { instructions: [] };
+    // record.lua's own writes (metadata, outbox) follow every recorded batch in the stream, one
+    // per operation: known single-key commands on a georep key need no key lookup. The first
+    // command of a transaction still takes the full path (it may be the apply marker).
+    if (!this.#txStart && isOwnSingleKeyWrite(argv)) return { instructions: [] };
     const writes = commandKeys(argv);
     if (writes.transaction === 'begin') {
       this.#txStart = true;
@@ -202,6 +206,22 @@ function endsTransaction(name: Buffer | undefined): boolean {
   if (name === undefined) return true;
   const word =
     name.length === 4 ? EXEC : name.length === 7 ? DISCARD : name.length === 5 ? MULTI : null;
+  if (word === null) return false;
+  for (let i = 0; i < word.length; i++) if ((name[i]! | 0x20) !== word[i]) return false;
+  return true;
+}
+
+const HSET = Buffer.from('hset');
+const HDEL = Buffer.from('hdel');
+const SET = Buffer.from('set');
+
+/** HSET, HDEL or SET (any case; each writes one key, its first argument) of a georep key. */
+function isOwnSingleKeyWrite(argv: readonly Buffer[]): boolean {
+  const name = argv[0];
+  const key = argv[1];
+  if (name === undefined || key === undefined || !isGeorepKey(key)) return false;
+  const word =
+    name.length === 4 ? ((name[1]! | 0x20) === 0x73 ? HSET : HDEL) : name.length === 3 ? SET : null;
   if (word === null) return false;
   for (let i = 0; i < word.length; i++) if ((name[i]! | 0x20) !== word[i]) return false;
   return true;

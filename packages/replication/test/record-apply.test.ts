@@ -172,6 +172,31 @@ describe('record and apply scripts', () => {
     });
   });
 
+  it('record - items of every length class (empty, 254, 255, 70,000 bytes) survive both scripts', async () => {
+    // The scripts take their items packed, with a one-byte length up to 254 and a four-byte one
+    // above: lengths around that boundary, and a key and members as long, must come through.
+    const lengths = [1, 254, 255, 70_000];
+    const keys = lengths.map((n) => Buffer.concat([Buffer.from(prefix()), Buffer.alloc(n, 0x6b)]));
+    const members = lengths.map((n) => Buffer.alloc(n, 0x6d));
+    for (const [i, k] of keys.entries())
+      await a.client.call('SET', k, Buffer.alloc(lengths[i]!, i));
+    const h = keys[1]!;
+    await a.client.call('DEL', h);
+    for (const m of members) await a.client.call('HSET', h, m, Buffer.alloc(0));
+    const batch = await a.record([
+      ...keys.filter((k) => k !== h).map((k) => value(k)(a.tag())),
+      elements(h, 'hash', members)(a.tag()),
+    ]);
+    await deliver(b, batch);
+    for (const [i, k] of keys.entries()) {
+      if (k === h) continue;
+      expect(await b.client.getBuffer(k)).toEqual(Buffer.alloc(lengths[i]!, i));
+    }
+    for (const m of members) expect(await b.client.hgetBuffer(h, m)).toEqual(Buffer.alloc(0));
+    await deliver(b, await a.run(['HDEL', h, members[3]!], elements(h, 'hash', [], [members[3]!])));
+    expect(await b.client.hlen(h)).toBe(3);
+  });
+
   describe('apply', () => {
     it('apply - the first write of the transaction is the apply marker', async () => {
       const k = `${prefix()}:m`;

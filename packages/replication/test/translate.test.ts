@@ -111,6 +111,15 @@ describe('translate', () => {
     const t = translator();
     expect(feed(t, 0, 'HSET', '__georep:m:k', 't', 'x')).toEqual([]);
     expect(feed(t, 0, 'SET', '__georep:outbox', 'x')).toEqual([]);
+    expect(feed(t, 0, 'hdel', '__georep:m:k', 'f:x')).toEqual([]);
+    expect(readable(feed(t, 0, 'hset', 'h', 'f', 'v'))).toEqual([
+      { kind: 'elements', db: 0, key: 'h', type: 'hash', add: ['f'], rem: [] },
+    ]);
+    // record.lua's effects: a transaction of writes to georep keys only.
+    expect(feed(t, 0, 'MULTI')).toEqual([]);
+    expect(feed(t, 0, 'HSET', '__georep:m:k', 't', 'x')).toEqual([]);
+    expect(feed(t, 0, 'SET', '__georep:outbox', 'x')).toEqual([]);
+    expect(feed(t, 0, 'EXEC')).toEqual([]);
     // An apply transaction: the marker is its first write.
     expect(feed(t, 0, 'MULTI')).toEqual([]);
     expect(feed(t, 0, 'SET', '__georep:apply', 'eu:7')).toEqual([]);
