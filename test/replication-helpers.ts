@@ -157,11 +157,18 @@ export async function startReplicatedGroup(
   };
   const replicationOf = async (region: string) =>
     (await status(region)).regions.find((r) => r.name === region)?.replication;
-  await waitFor(
-    async () => Promise.all(regions.map(replicationOf)),
-    (all) => all.every((s) => s?.state === 'running' && s.links.length === regions.length - 1),
-    { timeoutMs: 30_000, intervalMs: 250, what: 'replication running in every region' },
-  );
+  try {
+    await waitFor(
+      async () => Promise.all(regions.map(replicationOf)),
+      (all) => all.every((s) => s?.state === 'running' && s.links.length === regions.length - 1),
+      { timeoutMs: 30_000, intervalMs: 250, what: 'replication running in every region' },
+    );
+  } catch (err) {
+    // Nobody else would stop the servers of a group that never became ready.
+    for (const c of clients.values()) c.disconnect();
+    await group.stop();
+    throw err;
+  }
   return {
     plan,
     group,

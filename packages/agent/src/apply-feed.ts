@@ -136,8 +136,8 @@ export function startApplyFeed(o: ApplyFeedOptions): ApplyFeed {
           // Marks (empty batches) only move the watermark on.
           const batches = take.filter((t) => t.batch.ops.length > 0).map((t) => t.batch);
           const r = batches.length === 0 ? { ops: 0 } : await applier.applyMany(batches);
-          // Applying again is a no-op, so the acks need not hold up the next transaction.
-          for (const t of take) void t.ack().catch(() => false);
+          // Applying again is a no-op, so an ack need not be confirmed (a lost one redelivers).
+          for (const t of take) t.ackQuietly();
           if (batches.length > 0) {
             const last = batches[batches.length - 1]!;
             link.appliedBatches += batches.length;

@@ -86,6 +86,11 @@ export interface FeedBatch {
    * could not be confirmed (then the batch may be delivered again, which apply tolerates).
    */
   ack(): Promise<boolean>;
+  /**
+   * Acks the batch without waiting for a confirmation: no request and no reply per batch. A lost
+   * ack means one redelivery after the ack wait, which an idempotent apply tolerates.
+   */
+  ackQuietly(): void;
   /** Asks for redelivery after `delayMs` (default: at once). */
   nak(delayMs?: number): void;
   /** Tells the server the batch is still being worked on: restarts its ack wait. */
@@ -271,6 +276,7 @@ export class PeerFeed implements AsyncIterable<FeedItem> {
       deliveryCount: m.info.deliveryCount,
       pending: m.info.pending,
       ack: () => m.ackAck({ timeout: ackTimeout }).catch(() => false),
+      ackQuietly: () => m.ack(),
       nak: (delayMs?: number) => m.nak(delayMs),
       working: () => m.working(),
     };
