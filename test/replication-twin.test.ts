@@ -106,5 +106,10 @@ describe('replication with two agents in one region', () => {
       (v) => v[0] === 'yes' && v[1] === '60',
       { timeoutMs: 20_000, intervalMs: 200, what: 'writes after the takeover in us-east' },
     );
+    // It resumed where the first agent was (mirrored in the primary), without a full sync that
+    // would have sent every key again.
+    const log = readFileSync(twin!.logFile, 'utf8');
+    expect(log).toContain('resuming from the one mirrored in the primary');
+    expect(log).not.toContain('full sync of the primary');
   });
 });

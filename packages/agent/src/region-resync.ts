@@ -49,6 +49,7 @@ import { parseInfo } from '@georep/redis';
 import {
   FilePositionStore,
   OUTBOX_KEY,
+  POSITION_KEY,
   opsStreamName,
   peerConsumerName,
   primaryClient,
@@ -303,7 +304,10 @@ export class RegionResync {
           `the primary of ${this.#ctx.config.region} reports no replication position`,
         );
       }
-      return { replid, offset, db: 0 };
+      const position = { replid, offset, db: 0 };
+      // The snapshot brought the source's mirrored position; a standby agent reads this one.
+      await client.set(POSITION_KEY, JSON.stringify(position));
+      return position;
     } finally {
       client.disconnect();
     }

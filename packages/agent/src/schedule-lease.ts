@@ -23,6 +23,9 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ConflictError, UnreachableError } from '@georep/core';
 
+/** JetStream's error code for a new stream whose subjects an existing stream has. */
+const SUBJECTS_OVERLAP = 10065;
+
 /** Slot keys kept per schedule and region when old ones are purged (for inspection). */
 const SLOT_KEYS_KEPT = 8;
 
@@ -64,11 +67,20 @@ export class ScheduleLeases {
   /** Opens (creating when missing) the bucket; a failed open is retried by the next call. */
   #open(): Promise<KV> {
     if (this.#kv === null) {
-      const opening = new Kvm(jetstream(this.#nc)).create(this.bucket, {
-        description: 'georep snapshot schedule leases',
-        history: 1,
-        replicas: 1,
-        placement: { cluster: this.#region, tags: [] },
+      const create = () =>
+        new Kvm(jetstream(this.#nc)).create(this.bucket, {
+          description: 'georep snapshot schedule leases',
+          history: 1,
+          replicas: 1,
+          placement: { cluster: this.#region, tags: [] },
+        });
+      // Two agents creating the bucket at the same moment: the slower one is refused ("subjects
+      // overlap with an existing stream") while the other's stream is being made; once it
+      // exists, creating it again opens it.
+      const opening = create().catch(async (err: unknown) => {
+        if (!(err instanceof JetStreamApiError) || err.code !== SUBJECTS_OVERLAP) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+        return create();
       });
       this.#kv = opening;
       opening.catch(() => {

@@ -24,8 +24,8 @@ import {
 import { CaptureStream } from './capture.js';
 import type { CaptureEndpoint } from './capture-errors.js';
 import type { CaptureEvent } from './capture-events.js';
-import type { Instruction, OpBatch } from './ops.js';
-import type { Position, PositionStore } from './position-store.js';
+import { POSITION_KEY, type Instruction, type OpBatch } from './ops.js';
+import { isPosition, type Position, type PositionStore } from './position-store.js';
 import { readOutboxes, recordBatch } from './record-script.js';
 import { isGeorepKey, Translator, type TranslateWarning } from './translate.js';
 import { FullSyncGap } from './full-sync-gap.js';
@@ -49,9 +49,24 @@ export class GatedPositionStore implements PositionStore {
    * @param persistIntervalMs commits reach `inner` at most this often (default 100 ms, as capture
    *   saves its own position); a later commit replaces a waiting one.
    */
-  constructor(inner: PositionStore, persistIntervalMs = 100) {
+  readonly #onPersist: ((position: Position) => void) | undefined;
+
+  /**
+   * @param onPersist called with each position handed to `inner` (capture mirrors it into Redis).
+   */
+  constructor(
+    inner: PositionStore,
+    persistIntervalMs = 100,
+    onPersist?: (position: Position) => void,
+  ) {
     this.#inner = inner;
     this.#persistIntervalMs = persistIntervalMs;
+    this.#onPersist = onPersist;
+  }
+
+  /** Saves `position` as the starting point when the store has none (see {@link POSITION_KEY}). */
+  restore(position: Position): void {
+    this.#inner.save(position);
   }
 
   load(): Position | null {
@@ -111,6 +126,7 @@ export class GatedPositionStore implements PositionStore {
     this.#persistedAt = Date.now();
     try {
       this.#inner.save(position);
+      this.#onPersist?.(position);
     } catch (err) {
       this.#unsaved ??= position;
       throw err;
@@ -198,6 +214,7 @@ export class CapturePipeline {
   #pending: Entry[] = [];
   #seq = 0;
   #skipUntil = -1;
+  #mirroredAt = 0;
   /** The full sync in progress: what its snapshot holds (see {@link FullSyncGap}). */
   #gap: FullSyncGap | null = null;
   #flushing: Promise<void> | undefined;
@@ -226,7 +243,7 @@ export class CapturePipeline {
   constructor(options: CapturePipelineOptions) {
     this.#o = options;
     this.#log = options.logger ?? makeLogger('replication.capture');
-    this.#gate = new GatedPositionStore(options.store);
+    this.#gate = new GatedPositionStore(options.store, 100, (p) => this.#mirror(p));
     this.#translator = new Translator(() => encodeHlc(options.clock.tick()));
   }
 
@@ -236,6 +253,7 @@ export class CapturePipeline {
     this.#client = primaryClient(node, this.#o.config, 'georep-capture');
     try {
       await this.#client.connect();
+      await this.#restorePosition(this.#client);
       await this.#publishOutbox(this.#client);
     } catch (err) {
       // The caller tries again with a new pipeline: do not leave a connection behind.
@@ -251,6 +269,41 @@ export class CapturePipeline {
     // Pings and REPLCONF in the stream move capture's position without a command.
     this.#poll = setInterval(() => this.#settle(), 5).unref();
     this.#run = this.#loop();
+  }
+
+  /**
+   * Without a position of its own (a standby agent taking over, a lost data directory), capture
+   * starts from the one mirrored into the primary by the last agent that captured it: a partial
+   * resync instead of a full sync, which would send every key again as a new write. Commands
+   * between that position and the outbox are skipped as already recorded.
+   */
+  async #restorePosition(client: Redis): Promise<void> {
+    if (this.#gate.load() !== null) return;
+    const raw = await client.get(POSITION_KEY);
+    if (raw === null) return;
+    try {
+      const position: unknown = JSON.parse(raw);
+      if (!isPosition(position)) return;
+      this.#gate.restore(position);
+      this.#log.info(
+        { replid: position.replid, offset: position.offset },
+        'no saved position: resuming from the one mirrored in the primary',
+      );
+    } catch {
+      // Not ours, or damaged: a full sync it is.
+    }
+  }
+
+  /** Mirrors a persisted position into the primary, at most once a second. */
+  #mirror(position: Position): void {
+    const now = Date.now();
+    if (now - this.#mirroredAt < 1000) return;
+    this.#mirroredAt = now;
+    void this.#client
+      ?.set(POSITION_KEY, JSON.stringify(position))
+      .catch((err: unknown) =>
+        this.#log.debug({ err: (err as Error).message }, 'position not mirrored'),
+      );
   }
 
   /** Publishes the outbox slots a previous run left, oldest first, and resumes after them. */

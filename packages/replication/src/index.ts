@@ -43,7 +43,14 @@ export type { FullResyncReason, FullResyncExplanation } from './resync-reason.js
 
 // operations and translation
 export { Translator, isGeorepKey } from './translate.js';
-export { GEOREP_KEY_PREFIX, META_PREFIX, APPLY_MARKER_KEY, OUTBOX_KEY, FLUSH_KEY } from './ops.js';
+export {
+  GEOREP_KEY_PREFIX,
+  META_PREFIX,
+  APPLY_MARKER_KEY,
+  OUTBOX_KEY,
+  FLUSH_KEY,
+  POSITION_KEY,
+} from './ops.js';
 export type { Translated, TranslateWarning } from './translate.js';
 export type {
   Tag,

@@ -101,5 +101,11 @@ export const META_PREFIX = '__georep:m:';
 export const APPLY_MARKER_KEY = '__georep:apply';
 /** Last recorded batch (db 0). */
 export const OUTBOX_KEY = '__georep:outbox';
+/**
+ * Capture's position, mirrored into the primary (db 0) about once a second: an agent without a
+ * position file of its own (a standby taking over, a lost data directory) resumes from it
+ * instead of starting over with a full sync.
+ */
+export const POSITION_KEY = '__georep:capture';
 /** Tag of the last flush of a db. */
 export const FLUSH_KEY = '__georep:flush';

@@ -198,8 +198,9 @@ describe('capture pipeline', () => {
       'gap:last',
     );
     // While no capture runs, gap:gone is deleted; the next capture has no position: a full sync.
-    // (The outbox is dropped so that the next start does not publish the last batches again.)
-    await client.del('gap:gone', '__georep:outbox', '__georep:outbox:1');
+    // (The outbox is dropped so that the next start does not publish the last batches again, and
+    // the position mirrored in Redis so that it does not resume from there.)
+    await client.del('gap:gone', '__georep:outbox', '__georep:outbox:1', '__georep:capture');
     ops.clear();
     await run(new MemoryPositionStore(), () => Promise.resolve(), 'gap:gone');
     expect(ops.get('gap:gone')).toEqual([{ deleted: true }]);
