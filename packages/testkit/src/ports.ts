@@ -10,8 +10,24 @@
 import { createServer } from 'node:net';
 
 /** The range ports are picked from: registered ports below Linux's ephemeral range. */
-const LOW = 20_000;
-const HIGH = 32_767;
+const RANGE_LOW = 20_000;
+const RANGE_HIGH = 32_767;
+/**
+ * Test files run in parallel workers, each planning dozens of ports and binding them only as its
+ * servers start: two workers picking at the same time could choose the same port, and the later
+ * server fails with "address in use". Each vitest worker (`VITEST_POOL_ID`, 1-based) therefore
+ * takes its own quarter of the range; other processes (benches, `georep dev`) use all of it.
+ */
+const SLICES = 4;
+
+/** This process's range: its worker's slice under vitest, the whole range elsewhere. */
+function range(): { low: number; high: number } {
+  const pool = Number(process.env.VITEST_POOL_ID ?? 0);
+  if (!Number.isInteger(pool) || pool < 1) return { low: RANGE_LOW, high: RANGE_HIGH };
+  const slice = Math.floor((RANGE_HIGH - RANGE_LOW + 1) / SLICES);
+  const low = RANGE_LOW + ((pool - 1) % SLICES) * slice;
+  return { low, high: low + slice - 1 };
+}
 
 /** True when `port` can be bound on `host` right now. */
 async function canBind(port: number, host: string): Promise<boolean> {
@@ -28,11 +44,12 @@ async function canBind(port: number, host: string): Promise<boolean> {
  * the caller binds it; the launchers detect that (early exit) and the caller may retry.
  */
 export async function getFreePort(host = '127.0.0.1'): Promise<number> {
+  const { low, high } = range();
   for (let attempt = 0; attempt < 200; attempt++) {
-    const port = LOW + Math.floor(Math.random() * (HIGH - LOW + 1));
+    const port = low + Math.floor(Math.random() * (high - low + 1));
     if (await canBind(port, host)) return port;
   }
-  throw new Error(`no free port on ${host} between ${LOW} and ${HIGH} after 200 tries`);
+  throw new Error(`no free port on ${host} between ${low} and ${high} after 200 tries`);
 }
 
 /** `count` distinct free ports. */
