@@ -15,10 +15,7 @@
  * backlog they held; a fenced or unlinked self stops capture and apply. Each region records its
  * shard names in the document, so that its peers know which consumers it needs.
  */
-import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
 import {
   DEFAULT_SHARD,
   HybridLogicalClock,
@@ -27,59 +24,23 @@ import {
   type AgentConfig,
   type Logger,
   type NodeSample,
-  type ReplicationLink,
   type ReplicationStatus,
-  type ShardReplicationStatus,
 } from '@georep/core';
-import { CapturePipeline, FilePositionStore, OpsStream, type OpBatch } from '@georep/replication';
 import { regionShards, resyncOf, setRegionShards } from '@georep/group';
 import type { GroupPlane } from './group-plane.js';
-import { emptyLink, startApplyFeed, type ApplyFeed } from './apply-feed.js';
 import { collectShardGarbage } from './replication-gc.js';
-import { combineLinks, sumCaptures, unpairedShards, withForecast } from './replication-status.js';
+import { combineLinks, sumCaptures, unpairedShards } from './replication-status.js';
+import { ShardReplication } from './shard-replication.js';
 
-/** NATS's default `max_payload`, when the server did not say. */
-const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
-
-/** How long after a capture failed for good a new one is started. */
-const CAPTURE_RETRY_MS = 5000;
-
-/** Replication of one shard: its stream, consumers, capture and feeds. */
-interface ShardUnit {
-  shard: string;
-  stream: OpsStream | null;
-  /** Peers that have a consumer on this shard's stream. */
-  consumers: Set<string>;
-  capture: CapturePipeline | null;
-  /** Why the last capture failed for good (shown by status until a new one runs). */
-  captureError: string | null;
-  captureFailedAt: number;
-  /** `host:port` of the primary the capture and the appliers were started against. */
-  capturedFrom: string | null;
-  feeds: Map<string, ApplyFeed>;
-  backlogs: Map<string, ReplicationLink['backlog']>;
-  /** Backlog size samples per peer over the last minute (growth forecast). */
-  samples: Map<string, Array<{ at: number; bytes: number }>>;
-  /** When capture last published a mark (an idle stream's watermark). */
-  markedAt: number;
-}
-
-/**
- * How often an idle shard publishes a mark, in watermark intervals: often enough that garbage
- * collection is not held back for long (it keeps `gcMinAgeMs` of tombstones anyway), rarely
- * enough that an idle group's document changes seldom.
- */
-const MARK_EVERY_WATERMARKS = 4;
+export { positionFile, replicationDataDir } from './shard-replication.js';
 
 /** See the module comment. */
 export class ReplicationPlane {
   readonly #config: AgentConfig;
   readonly #group: GroupPlane;
-  readonly #primary: (shard: string) => NodeSample | undefined;
+  readonly #standby: () => boolean;
   readonly #log: Logger;
-  /** One clock per region, shared by the shards' pipelines and appliers. */
-  readonly #clock: HybridLogicalClock;
-  readonly #units: ShardUnit[];
+  readonly #units: ShardReplication[];
   #nc: NatsConnection | null = null;
   #state: ReplicationStatus['state'] = 'off';
   #reconciling = false;
@@ -98,10 +59,6 @@ export class ReplicationPlane {
 
   /**
    * @param primary the legitimate primary of a shard when it is up as primary, else undefined.
-   */
-  readonly #standby: () => boolean;
-
-  /**
    * @param standby true while another agent of this region replicates it: this one captures and
    *   applies nothing meanwhile (two captures of one primary would record every write twice).
    */
@@ -113,23 +70,22 @@ export class ReplicationPlane {
   ) {
     this.#config = config;
     this.#group = group;
-    this.#primary = primary;
     this.#standby = standby;
     this.#log = makeLogger('replication');
-    this.#clock = new HybridLogicalClock(config.region);
-    this.#units = shardNames(config).map((shard) => ({
-      shard,
-      stream: null,
-      consumers: new Set(),
-      capture: null,
-      captureError: null,
-      captureFailedAt: 0,
-      capturedFrom: null,
-      feeds: new Map(),
-      backlogs: new Map(),
-      samples: new Map(),
-      markedAt: 0,
-    }));
+    const names = shardNames(config);
+    const context = {
+      config,
+      // One clock per region, shared by the shards' pipelines and appliers.
+      clock: new HybridLogicalClock(config.region),
+      log: this.#log,
+      primary,
+      shardCount: names.length,
+      gone: (peer: string, shard: string) => this.#gone(peer, shard),
+      horizon: () => this.#group.document.gcHorizon(),
+      maxPayload: () => this.#nc?.info?.max_payload,
+      stopped: () => this.#stopped,
+    };
+    this.#units = names.map((shard) => new ShardReplication(shard, context));
   }
 
   attach(nc: NatsConnection): void {
@@ -174,17 +130,30 @@ export class ReplicationPlane {
         [...peers, ...resyncing].map((p) => [p, regionShards(doc, p)] as const),
       );
       this.#noteUnpaired(new Map(peers.map((p) => [p, peerShards.get(p)!])));
+      const inactiveReason = {
+        linkState: this.#group.linkState,
+        fenced: this.#group.fenced,
+        held: this.#held,
+        standby,
+      };
       for (const unit of this.#units) {
         const having = (list: string[]) =>
           list.filter((p) => peerShards.get(p)!.includes(unit.shard));
-        await this.#reconcileShard(nc, unit, active, having(peers), having(resyncing));
+        const created = await unit.reconcile(nc, {
+          active,
+          peers: having(peers),
+          resyncing: having(resyncing),
+          inactiveReason,
+        });
+        if (created) this.#state = 'starting';
       }
-      if (this.#units.some((u) => u.capture !== null)) this.#state = 'running';
+      const capturing = this.#units.some((u) => u.capture !== null);
+      if (capturing) this.#state = 'running';
       else if (standby) this.#state = 'standby';
       this.#noteApplied(peers, peerShards);
       this.#recordWatermarks();
       if (
-        this.#units.some((u) => u.capture !== null) &&
+        capturing &&
         this.#gc === null &&
         Date.now() - this.#gcAt >= this.#config.replication.gcIntervalMs
       ) {
@@ -195,117 +164,6 @@ export class ReplicationPlane {
       this.#log.warn({ err: (err as Error).message }, 'replication not ready; retrying');
     } finally {
       this.#reconciling = false;
-    }
-  }
-
-  /**
-   * One shard: its stream, the consumers of `peers` (the linked peers having it) and of
-   * `resyncing` (regions being relinked with --resync: a consumer, no feed yet), capture, feeds.
-   */
-  async #reconcileShard(
-    nc: NatsConnection,
-    unit: ShardUnit,
-    active: boolean,
-    peers: string[],
-    resyncing: string[],
-  ): Promise<void> {
-    if (unit.stream === null) {
-      if (!active) return;
-      this.#state = 'starting';
-      unit.stream = await OpsStream.ensure(await jetstreamManager(nc), {
-        group: this.#config.group,
-        region: this.#config.region,
-        shard: unit.shard,
-        placementCluster: this.#config.region,
-        // The region's budget, shared evenly by its shards' streams.
-        maxBytes: Math.max(
-          1024 * 1024,
-          Math.floor(this.#config.replication.streamMaxBytes / this.#units.length),
-        ),
-        // Longer than any agent restart: the outbox re-published at start must be recognised.
-        duplicateWindowMs: 10 * 60_000,
-      });
-    }
-    const stream = unit.stream;
-    // Consumers for peers first: with interest retention, a batch published while a peer has
-    // no consumer is not kept for it.
-    for (const peer of [...peers, ...resyncing]) {
-      if (!unit.consumers.has(peer)) {
-        await stream.ensurePeerConsumer(peer);
-        unit.consumers.add(peer);
-      }
-    }
-    for (const peer of [...unit.consumers]) {
-      if (!peers.includes(peer) && !resyncing.includes(peer) && this.#gone(peer, unit.shard)) {
-        await stream.deletePeerConsumer(peer);
-        unit.consumers.delete(peer);
-        unit.backlogs.delete(peer);
-        this.#log.warn(
-          { peer, shard: unit.shard },
-          'peer removed from the group or the shard: its backlog is freed',
-        );
-      }
-    }
-    // Feeds of peers that left go first, and before capture: their applies wait on capture.
-    for (const [peer, f] of unit.feeds) {
-      if (!peers.includes(peer)) {
-        unit.feeds.delete(peer);
-        // Not awaited: an apply in progress may take until its wait for capture times out.
-        void f.stop();
-      }
-    }
-    await this.#followPrimary(unit);
-    await this.#dropFailedCapture(unit);
-    if (active && unit.capture === null && Date.now() - unit.captureFailedAt >= CAPTURE_RETRY_MS)
-      await this.#startCapture(unit, stream);
-    if (!active && unit.capture !== null) {
-      this.#log.warn(
-        {
-          linkState: this.#group.linkState,
-          fenced: this.#group.fenced,
-          standby: this.#standby(),
-          shard: unit.shard,
-        },
-        'this agent stops replicating the region (not linked, fenced, resyncing, or another agent of the region does it)',
-      );
-      await unit.capture.stop();
-      unit.capture = null;
-    }
-    const capture = unit.capture;
-    const markEvery = MARK_EVERY_WATERMARKS * this.#config.replication.watermarkIntervalMs;
-    if (capture !== null && Date.now() - unit.markedAt >= markEvery) {
-      // A batch moves the watermarks too: a mark is only needed when none went out.
-      if (Date.now() - capture.stats.lastBatchAt < markEvery || capture.mark() !== null)
-        unit.markedAt = Date.now();
-    }
-    if (capture !== null) {
-      for (const peer of peers) {
-        if (unit.feeds.has(peer)) continue;
-        unit.feeds.set(
-          peer,
-          startApplyFeed({
-            nc,
-            group: this.#config.group,
-            region: this.#config.region,
-            peer,
-            shard: unit.shard,
-            endpoint: this.#endpoint(unit.shard),
-            redis: this.#config.redis,
-            clock: this.#clock,
-            capture,
-            logger: this.#log,
-            stopped: () => this.#stopped,
-          }),
-        );
-      }
-    }
-    for (const peer of unit.consumers) {
-      try {
-        unit.backlogs.set(peer, withForecast(unit.samples, peer, await stream.backlog(peer)));
-      } catch (err) {
-        unit.backlogs.set(peer, null);
-        this.#log.debug({ peer, err: (err as Error).message }, 'backlog unknown');
-      }
     }
   }
 
@@ -332,7 +190,7 @@ export class ReplicationPlane {
       let mark: string | undefined;
       for (const unit of this.#units) {
         if (!peerShards.get(peer)!.includes(unit.shard)) continue;
-        const tag = unit.feeds.get(peer)?.appliedTag() ?? '';
+        const tag = unit.appliedTag(peer);
         if (mark === undefined || tag < mark) mark = tag;
       }
       if (mark !== undefined && mark > (this.#applied.get(peer) ?? ''))
@@ -379,7 +237,7 @@ export class ReplicationPlane {
     for (const unit of this.#units) {
       if (unit.capture === null || this.#stopped) continue;
       try {
-        const r = await collectShardGarbage(this.#endpoint(unit.shard), this.#config.redis, {
+        const r = await collectShardGarbage(unit.endpoint(), this.#config.redis, {
           horizon,
           stopped: () => this.#stopped,
         });
@@ -410,93 +268,6 @@ export class ReplicationPlane {
   }
 
   /**
-   * After a switchover or failover, capture and the appliers still talk to the old primary (now
-   * a replica: its writes fail with READONLY). Restart them against the new one; capture resumes
-   * from its saved position with a partial resync (PSYNC2 keeps the replication id history), and
-   * the outbox and per-key metadata were replicated to the new primary with the data.
-   */
-  async #followPrimary(unit: ShardUnit): Promise<void> {
-    const current = this.#primary(unit.shard);
-    if (unit.capture === null || current === undefined || !current.up) return;
-    const at = `${current.host}:${current.port}`;
-    if (at === unit.capturedFrom) return;
-    this.#log.info(
-      { shard: unit.shard, from: unit.capturedFrom, to: at },
-      'primary changed: replication follows',
-    );
-    await this.#stopCaptureAndFeeds(unit);
-  }
-
-  /** Stops the shard's appliers (they wait on capture) and then capture; reconcile restarts them. */
-  async #stopCaptureAndFeeds(unit: ShardUnit): Promise<void> {
-    const feeds = [...unit.feeds.values()];
-    unit.feeds.clear();
-    await Promise.all(feeds.map((f) => f.stop()));
-    await unit.capture?.stop();
-    unit.capture = null;
-  }
-
-  /**
-   * Capture ends on its own only for errors it cannot retry (credentials refused, PSYNC
-   * refused). The operator may fix them without restarting the agent, so a failed capture is
-   * dropped, with its appliers (they wait on it), and started again after CAPTURE_RETRY_MS.
-   */
-  async #dropFailedCapture(unit: ShardUnit): Promise<void> {
-    const failure = unit.capture?.failure;
-    if (failure == null) return;
-    unit.captureError = failure.message;
-    unit.captureFailedAt = Date.now();
-    this.#log.error(
-      { shard: unit.shard, err: failure.message, retryInMs: CAPTURE_RETRY_MS },
-      'capture failed; it is started again',
-    );
-    await this.#stopCaptureAndFeeds(unit);
-  }
-
-  async #startCapture(unit: ShardUnit, stream: OpsStream): Promise<void> {
-    const endpoint = () => this.#endpoint(unit.shard);
-    const capture = new CapturePipeline({
-      region: this.#config.region,
-      node: endpoint,
-      config: this.#config.redis,
-      clock: this.#clock,
-      store: new FilePositionStore(join(this.#dataDir(), positionFile(unit.shard))),
-      spoolDir: this.#dataDir(),
-      maxBatchOps: this.#config.replication.maxBatchOps,
-      replicaAckTimeoutMs: this.#config.replication.replicaAckTimeoutMs,
-      appliedEverywhere: () => this.#group.document.gcHorizon(),
-      publish: async (batch: OpBatch) => {
-        await stream.publishBatch(batch, this.#nc?.info?.max_payload ?? DEFAULT_MAX_PAYLOAD);
-      },
-      publishMark: (tag) => stream.publishMark(tag),
-      onWarning: (w) =>
-        this.#log.warn(
-          { shard: unit.shard, command: w.command, reason: w.reason },
-          'replication.unsupported',
-        ),
-    });
-    unit.capturedFrom = `${endpoint().host}:${endpoint().port}`;
-    await capture.start();
-    unit.capture = capture;
-    unit.captureError = null;
-    this.#log.info({ shard: unit.shard }, 'capture started');
-  }
-
-  /** The shard's primary, or its first configured node while none is known. */
-  #endpoint(shard: string): { host: string; port: number } {
-    const p = this.#primary(shard);
-    if (p !== undefined) return { host: p.host, port: p.port };
-    const first =
-      this.#config.redis.nodes.find((n) => (n.shard ?? DEFAULT_SHARD) === shard) ??
-      this.#config.redis.nodes[0]!;
-    return { host: first.host, port: first.port };
-  }
-
-  #dataDir(): string {
-    return replicationDataDir(this.#config);
-  }
-
-  /**
    * Stops every capture and feed now and keeps them stopped until {@link release}, whatever the
    * document says: a resync replaces the data and the capture positions underneath them. Waits
    * for a reconcile in progress (it may start a capture) before stopping.
@@ -504,7 +275,7 @@ export class ReplicationPlane {
   async hold(): Promise<void> {
     this.#held = true;
     for (let i = 0; i < 600 && this.#reconciling; i++) await new Promise((r) => setTimeout(r, 50));
-    for (const unit of this.#units) await this.#stopCaptureAndFeeds(unit);
+    for (const unit of this.#units) await unit.stopCaptureAndFeeds();
   }
 
   /** Ends a {@link hold}: the next reconcile starts what the document asks for. */
@@ -518,12 +289,7 @@ export class ReplicationPlane {
    * Call only while the region is not replicating.
    */
   forgetStreams(): void {
-    for (const unit of this.#units) {
-      unit.stream = null;
-      unit.consumers.clear();
-      unit.backlogs.clear();
-      unit.samples.clear();
-    }
+    for (const unit of this.#units) unit.forgetStream();
   }
 
   /** This region's shard names, in order. */
@@ -532,29 +298,7 @@ export class ReplicationPlane {
   }
 
   status(): ReplicationStatus {
-    const shards: ShardReplicationStatus[] = this.#units.map((unit) => {
-      const peers = new Set([...unit.feeds.keys(), ...unit.consumers]);
-      const c = unit.capture?.stats;
-      return {
-        shard: unit.shard,
-        primary: unit.capture === null ? null : unit.capturedFrom,
-        capture:
-          c === undefined
-            ? null
-            : {
-                batches: c.batches,
-                ops: c.ops,
-                recordedOffset: c.recordedOffset,
-                warnings: c.warnings,
-                unconfirmed: c.unconfirmed,
-              },
-        captureError: unit.captureError,
-        links: [...peers].sort().map((peer) => ({
-          ...(unit.feeds.get(peer)?.link ?? emptyLink(peer)),
-          backlog: unit.backlogs.get(peer) ?? null,
-        })),
-      };
-    });
+    const shards = this.#units.map((u) => u.status());
     const peers = new Set([
       ...this.#unpaired.keys(),
       ...shards.flatMap((s) => s.links.map((l) => l.peer)),
@@ -584,27 +328,15 @@ export class ReplicationPlane {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#state = 'stopped';
-    await Promise.all(this.#units.flatMap((u) => [...u.feeds.values()].map((f) => f.stop())));
-    for (const u of this.#units) u.feeds.clear();
     await this.#gc?.catch(() => undefined);
-    await Promise.all(this.#units.map((u) => u.capture?.stop() ?? Promise.resolve()));
+    await Promise.all(this.#units.map((u) => u.stop()));
   }
 }
 
-/** The region's shard names: the default shard first, then by name (as {@link shardsOf} sorts). */
+/** The region's shard names: the default shard first, then by name (as `shardsOf` sorts). */
 function shardNames(config: AgentConfig): string[] {
   const names = new Set(config.redis.nodes.map((n) => n.shard ?? DEFAULT_SHARD));
   return [...names].sort((a, b) =>
     a === DEFAULT_SHARD ? -1 : b === DEFAULT_SHARD ? 1 : a < b ? -1 : 1,
   );
-}
-
-/** Where the agent keeps capture positions (and other replication files). */
-export function replicationDataDir(config: AgentConfig): string {
-  return config.dataDir ?? join(tmpdir(), 'georep', config.group, config.region);
-}
-
-/** Capture's position file of a shard; the default shard keeps the name from before shards. */
-export function positionFile(shard: string): string {
-  return shard === DEFAULT_SHARD ? 'capture-position.json' : `capture-position-${shard}.json`;
 }
