@@ -88,6 +88,25 @@ describe('replication with two agents in one region', () => {
     expect(applied).toBeLessThanOrEqual(100);
     const twinLog = readFileSync(twin!.logFile, 'utf8');
     expect(twinLog).not.toContain('"msg":"capture started"');
+    // Whichever agent a region request lands on, the answer is the replicating agent's.
+    const nats = `nats://127.0.0.1:${plan.regions[0]!.nats.port}`;
+    for (let i = 0; i < 6; i++) {
+      const run = await georep([
+        '--nats',
+        nats,
+        '--group',
+        'twinrep',
+        'status',
+        '--region',
+        'eu-west',
+        '--json',
+      ]);
+      const rep = (JSON.parse(run.stdout) as StatusReport).regions.find(
+        (r) => r.name === 'eu-west',
+      )?.replication;
+      expect(rep?.state).toBe('running');
+      expect(rep?.links.map((l) => l.peer)).toEqual(['us-east']);
+    }
   });
 
   it('twin - once the first agent is gone, the standby replicates the region', async () => {

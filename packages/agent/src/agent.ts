@@ -111,6 +111,7 @@ export class Agent {
   #nc: NatsConnection | null = null;
   #service: Service | null = null;
   #subscription: Subscription | null = null;
+  #activeStatus: Subscription | null = null;
   #http: { server: Server; port: number } | null = null;
   #timers: NodeJS.Timeout[] = [];
   #seq = 0;
@@ -447,9 +448,26 @@ export class Agent {
       msg.respond(JSON.stringify(this.report()));
     };
     service.addEndpoint('status', { subject: this.subjects.status, handler: respondStatus });
+    // With two agents of this region, a request to the region lands on either; a standby passes
+    // it on to the agent that replicates (its report has the region's replication links).
+    const active = `${this.subjects.regionStatus(this.config.region)}.active`;
     service.addEndpoint('region-status', {
       subject: this.subjects.regionStatus(this.config.region),
-      handler: respondStatus,
+      handler: (err, msg) => {
+        if (err !== null) return;
+        if (this.#twin === null || !this.#standby()) return respondStatus(null, msg);
+        void nc.request(active, '', { timeout: 1500 }).then(
+          (reply) => msg.respond(reply.data),
+          () => respondStatus(null, msg),
+        );
+      },
+    });
+    // Not a queue subscription: every agent of the region gets it, only the active one answers.
+    this.#activeStatus = nc.subscribe(active, {
+      callback: (err, msg) => {
+        if (err !== null || this.#standby()) return;
+        this.#guard('status', () => respondStatus(null, msg));
+      },
     });
     service.addEndpoint('vote', {
       subject: this.subjects.vote(this.config.region),
@@ -733,6 +751,7 @@ export class Agent {
     this.plane.close();
     await this.#service?.stop().catch(() => undefined);
     this.#subscription?.unsubscribe();
+    this.#activeStatus?.unsubscribe();
     if (this.#nc !== null) await this.#nc.drain().catch(() => undefined);
     this.#sampler.close();
     this.#fence.close();
