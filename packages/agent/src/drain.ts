@@ -3,7 +3,7 @@
  * region and its stand-in, a graceful unlink for the leaving region and every other. The backlogs
  * come from each origin's own agent (its status report), which measures them about once a second.
  */
-import type { StatusReport } from '@georep/core';
+import type { ReplicationStatus, StatusReport } from '@georep/core';
 
 /** How long after the change a zero backlog is trusted (agents learn of it, backlogs are re-measured). */
 export const DRAIN_STABLE_MS = 2500;
@@ -11,20 +11,25 @@ export const DRAIN_STABLE_MS = 2500;
 /** Asks a region's own agent for its status report. */
 export type RegionStatusOf = (region: string) => Promise<StatusReport>;
 
-/** One pair's backlog in words ('' when known and empty); null when its origin does not replicate. */
-async function pairLeft(
+/** The replication part of `origin`'s own report, or null when its agent did not answer. */
+async function replicationOf(
   regionStatus: RegionStatusOf,
-  [origin, peer]: readonly [string, string],
-): Promise<string | null> {
-  let backlog: { messages: number; bytes: number } | null = null;
+  origin: string,
+): Promise<ReplicationStatus | undefined | null> {
   try {
-    const report = await regionStatus(origin);
-    const replication = report.regions.find((r) => r.name === origin)?.replication;
-    if (replication?.enabled === false) return null;
-    backlog = replication?.links.find((l) => l.peer === peer)?.backlog ?? null;
+    return (await regionStatus(origin)).regions.find((r) => r.name === origin)?.replication;
   } catch {
-    backlog = null;
+    return null;
   }
+}
+
+/** One pair's backlog in words ('' when known and empty); null when its origin does not replicate. */
+function pairLeft(
+  replication: ReplicationStatus | undefined | null,
+  [origin, peer]: readonly [string, string],
+): string | null {
+  if (replication?.enabled === false) return null;
+  const backlog = replication?.links.find((l) => l.peer === peer)?.backlog ?? null;
   if (backlog === null) return `the backlog of ${origin} for ${peer} is unknown`;
   if (backlog.messages > 0)
     return `${origin} holds ${backlog.messages} batches (${backlog.bytes} bytes) not yet applied in ${peer}`;
@@ -51,8 +56,13 @@ export async function waitDrained(options: {
   for (;;) {
     const now = Date.now();
     const lefts: string[] = [];
+    // One status request per origin and round, however many pairs it is in.
+    const origins = new Map<string, Promise<ReplicationStatus | undefined | null>>();
+    for (const [origin] of open) {
+      if (!origins.has(origin)) origins.set(origin, replicationOf(options.regionStatus, origin));
+    }
     for (const pair of [...open]) {
-      const left = await pairLeft(options.regionStatus, pair);
+      const left = pairLeft(await origins.get(pair[0])!, pair);
       if (left === null || (left === '' && now - options.since >= DRAIN_STABLE_MS))
         open.delete(pair);
       else if (left !== '') lefts.push(left);
