@@ -23,8 +23,7 @@
  * Application writes into R between the end of the load and the saved position (milliseconds)
  * stay in R only: stop writes into R during a resync (docs/operations.md).
  */
-import { mkdirSync, rmSync } from 'node:fs';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
@@ -56,7 +55,8 @@ import {
 } from '@georep/replication';
 import { ObjectStoreSnapshotStore, importRdbNative, snapshotBucketName } from '@georep/snapshot';
 import type { GroupPlane } from './group-plane.js';
-import { positionFile, replicationDataDir, type ReplicationPlane } from './replication-plane.js';
+import type { ReplicationPlane } from './replication-plane.js';
+import { positionFile, replicationDataDir } from './shard-replication.js';
 
 /** How long the peers have to create their consumers for the region. */
 const CONSUMERS_TIMEOUT_MS = 60_000;
@@ -118,7 +118,7 @@ export class RegionResync {
       await this.#ctx.replication.hold();
       // Without replication there is no group data in this region to replace: it links.
       const result = config.replication.enabled
-        ? await this.#replace(resync.from)
+        ? await this.#replace(resync)
         : { replaced: [], note: `replication is off in ${config.region}: nothing was replaced` };
       doc.clearWatermarks(config.region);
       setResync(doc, config.region, null);
@@ -153,7 +153,8 @@ export class RegionResync {
     }
   }
 
-  async #replace(from: string): Promise<Record<string, unknown>> {
+  async #replace(resync: ResyncDoc): Promise<Record<string, unknown>> {
+    const { from, operationId } = resync;
     const { config, plane } = this.#ctx;
     const nc = this.#ctx.nc();
     if (nc === null) throw new ConflictError('resync.not-connected', 'not connected to NATS yet');
@@ -206,7 +207,7 @@ export class RegionResync {
     const dir = join(replicationDataDir(config), 'resync');
     mkdirSync(dir, { recursive: true });
     for (const shard of mine.filter((s) => theirs.includes(s))) {
-      replaced.push(await this.#replaceShard(nc, from, shard, dir));
+      replaced.push(await this.#replaceShard(nc, from, shard, dir, operationId));
     }
     return { replaced, notReplaced };
   }
@@ -216,6 +217,7 @@ export class RegionResync {
     from: string,
     shard: string,
     dir: string,
+    operationId: string,
   ): Promise<{
     shard: string;
     keysLoaded: number;
@@ -243,12 +245,11 @@ export class RegionResync {
         { hint: 'georep status shows the nodes and why they are down' },
       );
     }
-    const resync = resyncOf(this.#ctx.plane.document, config.region);
-    const opId = resync?.operationId ?? String(Date.now());
-    const name = `resync-${config.region}-${shard}-${opId.slice(0, 8)}`;
-    const divergedSnapshot = `diverged-${config.region}-${shard}-${opId.slice(0, 8)}`;
+    // Named after the whole operation id: a repeated resync (a new operation) gets new names.
+    const name = `resync-${config.region}-${shard}-${operationId}`;
+    const divergedSnapshot = `diverged-${config.region}-${shard}-${operationId}`;
     if (this.#ctx.plane.document.snapshot(divergedSnapshot) === undefined)
-      await this.#ctx.keep(target, divergedSnapshot, opId);
+      await this.#ctx.keep(target, divergedSnapshot, operationId);
     await this.#exportAt(nc, from, { node: source.id, name });
     const file = join(dir, `${name}.rdb`);
     try {
