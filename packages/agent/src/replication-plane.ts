@@ -32,8 +32,6 @@ import { collectShardGarbage } from './replication-gc.js';
 import { combineLinks, sumCaptures, unpairedShards } from './replication-status.js';
 import { ShardReplication } from './shard-replication.js';
 
-export { positionFile, replicationDataDir } from './shard-replication.js';
-
 /** See the module comment. */
 export class ReplicationPlane {
   readonly #config: AgentConfig;
@@ -329,7 +327,7 @@ export class ReplicationPlane {
     this.#stopped = true;
     this.#state = 'stopped';
     await this.#gc?.catch(() => undefined);
-    await Promise.all(this.#units.map((u) => u.stop()));
+    await Promise.all(this.#units.map((u) => u.stopCaptureAndFeeds()));
   }
 }
 

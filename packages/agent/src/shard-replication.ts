@@ -331,11 +331,6 @@ export class ShardReplication {
       })),
     };
   }
-
-  /** Stops the feeds, then capture. */
-  async stop(): Promise<void> {
-    await this.stopCaptureAndFeeds();
-  }
 }
 
 /** Where the agent keeps capture positions (and other replication files). */
