@@ -66,7 +66,6 @@ export interface ApplyFeedOptions {
 export function startApplyFeed(o: ApplyFeedOptions): ApplyFeed {
   const { peer, capture, logger: log } = o;
   const link = emptyLink(peer);
-  let applied = '';
   const client = primaryClient(o.endpoint, o.redis, `georep-apply-${peer}`);
   const applier = new Applier({
     client,
@@ -147,9 +146,8 @@ export function startApplyFeed(o: ApplyFeedOptions): ApplyFeed {
           }
           for (const t of take) {
             const newest = t.mark ?? newestTag(t.batch);
-            if (newest > applied) applied = newest;
+            if (newest > (link.appliedTag ?? '')) link.appliedTag = newest;
           }
-          if (applied !== '') link.appliedTag = applied;
           link.error = null;
           break;
         } catch (err) {
@@ -167,7 +165,7 @@ export function startApplyFeed(o: ApplyFeedOptions): ApplyFeed {
   return {
     peer,
     link,
-    appliedTag: () => applied,
+    appliedTag: () => link.appliedTag ?? '',
     stop: async () => {
       feedStopped = true;
       queue.length = 0;
