@@ -236,6 +236,7 @@ export async function startRegion(
     detached,
   });
   const nodes: RedisServer[] = [];
+  let agent: ManagedProcess | null = null;
   try {
     for (const node of region.nodes) {
       const primary = region.nodes.find((n) => n.role === 'primary' && n.shard === node.shard);
@@ -253,16 +254,10 @@ export async function startRegion(
         }),
       );
     }
-  } catch (err) {
-    await Promise.all([nats.stop(), ...nodes.map((n) => n.stop())]);
-    throw err;
-  }
-  let agent: ManagedProcess | null = null;
-  if (options.agentCommand !== undefined) {
-    writeAgentConfigs(plan);
-    const { command, args } = options.agentCommand(region.agent.configFile);
-    const url = { host: plan.host, port: region.agent.httpPort };
-    try {
+    if (options.agentCommand !== undefined) {
+      writeAgentConfigs(plan);
+      const { command, args } = options.agentCommand(region.agent.configFile);
+      const url = { host: plan.host, port: region.agent.httpPort };
       agent = await ManagedProcess.start({
         name: `agent ${region.name}`,
         command,
@@ -272,11 +267,11 @@ export async function startRegion(
         ready: async () => (await fetchAgentHealth(url.host, url.port)) !== null,
         detached,
       });
-    } catch (err) {
-      // The region is not handed back, so nobody else would stop its servers.
-      await Promise.all([nats.stop(), ...nodes.map((n) => n.stop())]);
-      throw err;
     }
+  } catch (err) {
+    // The region is not handed back, so nobody else would stop its servers.
+    await Promise.all([nats.stop(), ...nodes.map((n) => n.stop())]);
+    throw err;
   }
   return { nats, nodes, agent };
 }
