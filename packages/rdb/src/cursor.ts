@@ -188,12 +188,7 @@ export class RdbCursor extends ByteCursor {
     const start = this.offset;
     if (first === LZF_STRING) {
       this.pos++;
-      const compressedLen = this.len();
-      const plainLen = this.len();
-      if (plainLen > compressedLen * MAX_LZF_RATIO) {
-        throw this.corrupt(`LZF string claims ${plainLen} bytes from ${compressedLen}`, start);
-      }
-      this.skip(compressedLen);
+      this.#skipLzf(start);
       return;
     }
     const r = this.lenOrEncoding();
@@ -211,18 +206,22 @@ export class RdbCursor extends ByteCursor {
       case 2:
         this.skip(4);
         return;
-      case 3: {
-        const compressedLen = this.len();
-        const plainLen = this.len();
-        if (plainLen > compressedLen * MAX_LZF_RATIO) {
-          throw this.corrupt(`LZF string claims ${plainLen} bytes from ${compressedLen}`, start);
-        }
-        this.skip(compressedLen);
+      case 3:
+        this.#skipLzf(start);
         return;
-      }
       default:
         throw this.corrupt(`unknown string encoding ${r.value}`, start);
     }
+  }
+
+  /** Steps over an LZF string after its type byte: both lengths checked, no decompression. */
+  #skipLzf(start: number): void {
+    const compressedLen = this.len();
+    const plainLen = this.len();
+    if (plainLen > compressedLen * MAX_LZF_RATIO) {
+      throw this.corrupt(`LZF string claims ${plainLen} bytes from ${compressedLen}`, start);
+    }
+    this.skip(compressedLen);
   }
 
   /** Steps over the ASCII double of ZSET type 3 (see {@link RdbCursor.asciiDouble}). */
