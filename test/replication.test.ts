@@ -240,13 +240,18 @@ describe('active-active replication across three regions', () => {
     ]);
     expect(forced.code, forced.stderr).toBe(0);
     // The survivors delete ap-south's consumers: with interest retention the stream keeps only
-    // what us-east has not acknowledged, which drains to nothing.
-    const links = await waitFor(
+    // what us-east has not acknowledged, which drains to nothing. (An idle mark may be in
+    // flight to us-east at any moment, so the backlog is awaited, not sampled once.)
+    await waitFor(
       async () => (await replicationOf('eu-west'))?.links,
       (l) => l !== undefined && l.map((x) => x.peer).join() === 'us-east',
       { timeoutMs: 15_000, intervalMs: 250, what: 'eu-west drops its link to ap-south' },
     );
-    expect(links![0]!.backlog?.messages ?? 0).toBe(0);
+    await waitFor(
+      async () => (await replicationOf('eu-west'))?.links[0]?.backlog?.messages ?? 0,
+      (m) => m === 0,
+      { timeoutMs: 15_000, intervalMs: 250, what: "eu-west's backlog for us-east drained" },
+    );
     const nc = await connect({ servers: nats('eu-west') });
     try {
       const jsm = await jetstreamManager(nc);
