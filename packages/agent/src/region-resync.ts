@@ -13,15 +13,16 @@
  *    has S's agent export the shard's primary into S's object store,
  *    downloads it, and loads it into R's primary of the shard natively (a full sync: every key,
  *    georep's metadata included, so R's tags are the group's); deletes the outbox it brought
- *    (S's batches), and saves the primary's new replication position as capture's, so that
- *    capture continues from there without a full sync (which would tag every key as a new write);
+ *    (S's batches), and saves as capture's position the point where the primary was promoted
+ *    after the load, so that capture continues from there without a full sync (which would tag
+ *    every key as a new write) and misses no write made into R since the promotion;
  * 4. clears R's watermarks (what it had applied no longer holds) and links R. Its capture and
  *    feeds start; the peers' consumers deliver what S had not applied at the snapshot (applying
  *    twice is a no-op).
  * A failure puts R back in its previous state and fails the operation; it can be repeated.
  *
- * Application writes into R between the end of the load and the saved position (milliseconds)
- * stay in R only: stop writes into R during a resync (docs/operations.md).
+ * Application writes into R before the load are replaced by it (R is a replica during the load and
+ * refuses writes); writes after the load are captured and replicated.
  */
 import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -287,7 +288,9 @@ export class RegionResync {
 
   /**
    * Drops the outbox the snapshot brought (the source's batches, already published by it) and
-   * returns the primary's replication position: capture continues from there.
+   * returns the position where the primary was promoted after the load: capture continues from
+   * there. Not the current offset: application writes made since the promotion (and the outbox
+   * delete) lie between the two, and capture must see them.
    */
   async #restartPosition(
     target: NodeSample,
@@ -297,15 +300,14 @@ export class RegionResync {
       await client.connect();
       await client.del(OUTBOX_KEY, `${OUTBOX_KEY}:1`);
       const info = parseInfo(await client.info('replication')).replication ?? {};
-      const replid = String(info.master_replid ?? '');
-      const offset = Number(info.master_repl_offset);
-      if (!/^[0-9a-f]{40}$/.test(replid) || !Number.isInteger(offset)) {
+      const position = promotionPosition(info);
+      if (position === undefined) {
         throw new GeorepError(
           'resync.no-position',
-          `the primary of ${this.#ctx.config.region} reports no replication position`,
+          `the primary of ${this.#ctx.config.region} reports no replication position from its promotion`,
+          { hint: 'repeat the resync; the primary must run Redis 4.0 or later (PSYNC2)' },
         );
       }
-      const position = { replid, offset, db: 0 };
       // The snapshot brought the source's mirrored position; a standby agent reads this one.
       await client.set(POSITION_KEY, JSON.stringify(position));
       return position;
@@ -365,4 +367,20 @@ export class RegionResync {
     }
     return envelope.result;
   }
+}
+
+/**
+ * The point where a replica was promoted (`REPLICAOF NO ONE`), from its `INFO replication`: the
+ * promotion keeps the old history as `master_replid2`, valid up to `second_repl_offset`, and a
+ * partial resync under that id from there replays everything written since. The replication
+ * stream of a new primary starts with a SELECT, so the database there is irrelevant (0).
+ */
+export function promotionPosition(
+  info: Record<string, string | undefined>,
+): { replid: string; offset: number; db: number } | undefined {
+  const replid = String(info.master_replid2 ?? '');
+  const next = Number(info.second_repl_offset);
+  if (!/^[0-9a-f]{40}$/.test(replid) || /^0+$/.test(replid) || !Number.isInteger(next) || next < 1)
+    return undefined;
+  return { replid, offset: next - 1, db: 0 };
 }
