@@ -221,14 +221,10 @@ export const agentConfigSchema = z
           .default(1024 * 1024 * 1024),
         /**
          * How often (at most) this region's watermarks are written into the group document, which
-         * keeps history: a low rate keeps it small.
+         * keeps history: a low rate keeps it small. The horizon they set is held an hour back by
+         * `gcMinAgeMs` anyway, so minutes cost nothing.
          */
-        watermarkIntervalMs: z.number().int().min(1000).max(3_600_000).default(30_000),
-        /**
-         * Force-unlink a linked region automatically once it has been down (a majority of live
-         * agents agree) this long, so that its backlog stops growing in every other region.
-         * Null (the default) leaves it to the operator.
-         */
+        watermarkIntervalMs: z.number().int().min(1000).max(3_600_000).default(300_000),
         /**
          * How long a captured batch may wait for a replica of the primary to have it before it is
          * sent to the other regions anyway; 0 (the default) sends at once. Waiting means a failover
@@ -236,6 +232,11 @@ export const agentConfigSchema = z
          * (docs/replication-internals.md).
          */
         replicaAckTimeoutMs: z.number().int().min(0).max(10_000).default(0),
+        /**
+         * Force-unlink a linked region automatically once it has been down (a majority of live
+         * agents agree) this long, so that its backlog stops growing in every other region.
+         * Null (the default) leaves it to the operator.
+         */
         autoForceUnlinkAfterMs: z
           .number()
           .int()
@@ -261,7 +262,7 @@ export const agentConfigSchema = z
         enabled: true,
         maxBatchOps: 512,
         streamMaxBytes: 1024 * 1024 * 1024,
-        watermarkIntervalMs: 30_000,
+        watermarkIntervalMs: 300_000,
         autoForceUnlinkAfterMs: null,
         replicaAckTimeoutMs: 0,
         gcIntervalMs: 60_000,
