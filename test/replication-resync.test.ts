@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OperationView } from '@georep/core';
 import { parseRdbFile } from '@georep/rdb';
+import { parseInfo } from '@georep/redis';
 import { tempDir, waitFor } from '@georep/testkit';
 import { georep } from './helpers.js';
 import {
@@ -161,4 +162,86 @@ describe('link --resync', () => {
     expect(fromAp?.appliedOps ?? 0).toBeLessThanOrEqual(5 + racerKeys);
     expect(await linkStateOf('ap-south', 'us-east')).toBe('linked');
   }, 90_000);
+
+  it('resync - an agent killed in the middle of the load finishes the resync after its restart', async () => {
+    const eu = g.client('eu-west');
+    const ap = g.client('ap-south');
+    await g.group.partitionRegion('ap-south');
+    await until(
+      'ap-south down as eu-west sees it',
+      async () => (await g.status('eu-west')).regions.find((r) => r.name === 'ap-south')?.state,
+      (s) => s === 'down',
+    );
+    const forced = await cli(['unlink', 'ap-south', '--force', '--yes', '--reason', 'again']);
+    expect(forced.code, forced.stderr).toBe(0);
+    await ap.set('second-outage', 'ap write');
+    await eu.set('second-during', 'group write');
+    await g.group.healRegion('ap-south');
+    await until(
+      'ap-south learns it was force-unlinked',
+      () => linkStateOf('ap-south', 'ap-south'),
+      (s) => s === 'force-unlinked',
+    );
+
+    // Each key takes 5 ms to load, so the load lasts over a second: the agent is killed in it.
+    await ap.config('SET', 'key-load-delay', '5000');
+    const probe = ap.duplicate();
+    try {
+      const run = cli([
+        'link',
+        'ap-south',
+        '--resync',
+        '--yes',
+        '--json',
+        '--wait-timeout',
+        '90000',
+      ]);
+      await waitFor(
+        async () => parseInfo(await probe.info('replication')).replication?.role,
+        (role) => role === 'slave',
+        { timeoutMs: 30_000, intervalMs: 20, what: "ap-south's primary loading the group data" },
+      );
+      await g.group.region('ap-south').agent!.kill();
+      // Left alone, the primary keeps replicating from the listener that died with the agent.
+      await sleep(1500);
+      expect(parseInfo(await probe.info('replication')).replication?.role).toBe('slave');
+      await g.group.restartAgentProcess('ap-south');
+
+      const done = await run;
+      expect(done.code, done.stderr).toBe(0);
+      expect(JSON.parse(done.stdout)).toMatchObject({
+        status: 'succeeded',
+        result: { linkState: 'linked', resync: true, from: 'eu-west' },
+      });
+    } finally {
+      await ap.config('SET', 'key-load-delay', '0');
+      probe.disconnect();
+    }
+    expect(parseInfo(await ap.info('replication')).replication?.role).toBe('master');
+    let diff: string[] = [];
+    await until(
+      'ap-south equals eu-west',
+      async () => {
+        diff = diffDatasets(await readDataset(eu), await readDataset(ap));
+        return diff;
+      },
+      (d) => d.length === 0,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}: ${diff.slice(0, 5).join('; ')}`);
+    });
+    expect(await ap.exists('second-outage')).toBe(0);
+    expect(await ap.get('second-during')).toBe('group write');
+    // Every run exported under names of its own, and none of them is left in eu-west's store.
+    await until(
+      'no resync export left in the catalog',
+      async () => (await cli(['snapshot', 'list', '--json'])).stdout,
+      (out) => out.includes('"diverged-ap-south-') && !out.includes('"resync-ap-south-'),
+    );
+    await ap.set('after-restart', 'from ap');
+    await until(
+      'writes from ap-south after the resync',
+      () => eu.get('after-restart'),
+      (v) => v === 'from ap',
+    );
+  }, 120_000);
 });

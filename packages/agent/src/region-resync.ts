@@ -19,12 +19,25 @@
  * 4. clears R's watermarks (what it had applied no longer holds) and links R. Its capture and
  *    feeds start; the peers' consumers deliver what S had not applied at the snapshot (applying
  *    twice is a no-op).
- * A failure puts R back in its previous state and fails the operation; it can be repeated.
+ * A failure puts R back in its previous state and fails the operation; it can be repeated. An
+ * agent restarted in the middle (killed, host rebooted) first undoes a load its predecessor left
+ * running (the primary would otherwise stay a replica of a listener that is gone), then runs the
+ * resync again from the start: the diverged snapshot already kept is not taken again, and each
+ * run exports the source under names of its own.
  *
  * Application writes into R before the load are replaced by it (R is a replica during the load and
  * refuses writes); writes after the load are captured and replicated.
  */
-import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
@@ -54,7 +67,12 @@ import {
   peerConsumerName,
   primaryClient,
 } from '@georep/replication';
-import { ObjectStoreSnapshotStore, importRdbNative, snapshotBucketName } from '@georep/snapshot';
+import {
+  ObjectStoreSnapshotStore,
+  abandonNativeImport,
+  importRdbNative,
+  snapshotBucketName,
+} from '@georep/snapshot';
 import type { GroupPlane } from './group-plane.js';
 import type { ReplicationPlane } from './replication-plane.js';
 import { positionFile, replicationDataDir } from './shard-replication.js';
@@ -85,6 +103,8 @@ export class RegionResync {
   readonly #log: Logger;
   #running: Promise<void> | null = null;
   #since = 0;
+  /** Whether loads left by a previous agent process were looked for. */
+  #recovered = false;
 
   constructor(ctx: ResyncContext) {
     this.#ctx = ctx;
@@ -94,8 +114,13 @@ export class RegionResync {
   /** Starts the resync of this region when the document asks for one. Called every second. */
   check(): void {
     const { plane, config } = this.#ctx;
+    if (this.#running !== null) return;
+    if (!this.#recovered) {
+      this.#running = this.#undoInterruptedLoads().finally(() => (this.#running = null));
+      return;
+    }
     const resync = resyncOf(plane.document, config.region);
-    if (this.#running !== null || resync === null) return;
+    if (resync === null) return;
     if (plane.linkState !== 'linking') return;
     const op = plane.document.operation(resync.operationId);
     if (op === undefined || op.status !== 'running') return;
@@ -110,6 +135,37 @@ export class RegionResync {
     return { kind: 'resyncing', operationId: resync?.operationId ?? null, since: this.#since };
   }
 
+  /**
+   * A load marker left by a previous process of this agent means its primary may still replicate
+   * from that process's listener: it is made a primary again, with the data it had.
+   */
+  async #undoInterruptedLoads(): Promise<void> {
+    const dir = resyncDir(this.#ctx.config);
+    const markers = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(LOADING)) : [];
+    for (const file of markers) {
+      const path = join(dir, file);
+      try {
+        const marker = JSON.parse(readFileSync(path, 'utf8')) as LoadMarker;
+        const undone = await abandonNativeImport(
+          { node: marker.node, config: this.#ctx.config.redis },
+          marker.master,
+        );
+        if (undone) {
+          this.#log.warn(
+            { node: marker.node, operationId: marker.operationId },
+            'a resync load interrupted by the agent restart was undone; the node is a primary again',
+          );
+        }
+        rmSync(path, { force: true });
+      } catch (err) {
+        // Tried again at the next check; the node answers once it is back.
+        this.#log.warn({ marker: path, err: (err as Error).message }, 'resync load not undone yet');
+        return;
+      }
+    }
+    this.#recovered = true;
+  }
+
   async #run(resync: ResyncDoc): Promise<void> {
     const { plane, config } = this.#ctx;
     const doc = plane.document;
@@ -119,7 +175,7 @@ export class RegionResync {
       await this.#ctx.replication.hold();
       // Without replication there is no group data in this region to replace: it links.
       const result = config.replication.enabled
-        ? await this.#replace(resync)
+        ? await this.#replace(resync, randomBytes(3).toString('hex'))
         : { replaced: [], note: `replication is off in ${config.region}: nothing was replaced` };
       doc.clearWatermarks(config.region);
       setResync(doc, config.region, null);
@@ -154,7 +210,7 @@ export class RegionResync {
     }
   }
 
-  async #replace(resync: ResyncDoc): Promise<Record<string, unknown>> {
+  async #replace(resync: ResyncDoc, attempt: string): Promise<Record<string, unknown>> {
     const { from, operationId } = resync;
     const { config, plane } = this.#ctx;
     const nc = this.#ctx.nc();
@@ -205,11 +261,14 @@ export class RegionResync {
       divergedSnapshot: string;
     }> = [];
     const notReplaced = mine.filter((s) => !theirs.includes(s));
-    const dir = join(replicationDataDir(config), 'resync');
+    const dir = resyncDir(config);
     mkdirSync(dir, { recursive: true });
+    await this.#dropEarlierExports(nc, from, operationId);
     for (const shard of mine.filter((s) => theirs.includes(s))) {
-      replaced.push(await this.#replaceShard(nc, from, shard, dir, operationId));
+      replaced.push(await this.#replaceShard(nc, from, shard, dir, operationId, attempt));
     }
+    // An export an earlier run asked for may have been catalogued since the start.
+    await this.#dropEarlierExports(nc, from, operationId);
     return { replaced, notReplaced };
   }
 
@@ -219,6 +278,7 @@ export class RegionResync {
     shard: string,
     dir: string,
     operationId: string,
+    attempt: string,
   ): Promise<{
     shard: string;
     keysLoaded: number;
@@ -246,8 +306,9 @@ export class RegionResync {
         { hint: 'georep status shows the nodes and why they are down' },
       );
     }
-    // Named after the whole operation id: a repeated resync (a new operation) gets new names.
-    const name = `resync-${config.region}-${shard}-${operationId}`;
+    // Named after the whole operation id and this run: a repeated resync (a new operation) and a
+    // run after an agent restart (the first run's export may be gone already) export anew.
+    const name = `${exportPrefix(config.region, operationId)}${shard}-${attempt}`;
     const divergedSnapshot = `diverged-${config.region}-${shard}-${operationId}`;
     if (this.#ctx.plane.document.snapshot(divergedSnapshot) === undefined)
       await this.#ctx.keep(target, divergedSnapshot, operationId);
@@ -258,14 +319,27 @@ export class RegionResync {
         bucket: snapshotBucketName(config.group, from),
       });
       await pipeline(Readable.from(store.read(name)), createWriteStream(file));
-      const loaded = await importRdbNative({
-        file,
-        target: { node: { host: target.host, port: target.port }, config: config.redis },
-        listenHost: config.snapshots.nativeListenHost,
-        ...(config.snapshots.nativeAdvertiseHost === undefined
-          ? {}
-          : { advertiseHost: config.snapshots.nativeAdvertiseHost }),
-      });
+      const node = { host: target.host, port: target.port };
+      const marker = join(dir, `${shard}${LOADING}`);
+      let loaded;
+      try {
+        loaded = await importRdbNative({
+          file,
+          target: { node, config: config.redis },
+          listenHost: config.snapshots.nativeListenHost,
+          ...(config.snapshots.nativeAdvertiseHost === undefined
+            ? {}
+            : { advertiseHost: config.snapshots.nativeAdvertiseHost }),
+          onReplicaOf: (master) =>
+            writeFileSync(
+              marker,
+              JSON.stringify({ node, master, operationId } satisfies LoadMarker),
+            ),
+        });
+      } finally {
+        // importRdbNative made the node a primary again, whatever happened.
+        rmSync(marker, { force: true });
+      }
       const position = await this.#restartPosition(target);
       new FilePositionStore(join(replicationDataDir(config), positionFile(shard))).save(position);
       this.#log.info(
@@ -313,6 +387,16 @@ export class RegionResync {
       return position;
     } finally {
       client.disconnect();
+    }
+  }
+
+  /** Deletes exports that earlier runs of this operation left in `from`'s store. */
+  async #dropEarlierExports(nc: NatsConnection, from: string, operationId: string): Promise<void> {
+    const prefix = exportPrefix(this.#ctx.config.region, operationId);
+    for (const entry of this.#ctx.plane.document.snapshots()) {
+      const name = entry.name;
+      if (typeof name !== 'string' || !name.startsWith(prefix)) continue;
+      await this.#api(nc, from, 'snapshot.delete', { name }).catch(() => undefined);
     }
   }
 
@@ -367,6 +451,25 @@ export class RegionResync {
     }
     return envelope.result;
   }
+}
+
+/** Suffix of a load marker: `<shard>.loading.json`, kept while a load runs. */
+const LOADING = '.loading.json';
+
+/** What a load marker records: enough to undo the load after this process died. */
+interface LoadMarker {
+  node: { host: string; port: number };
+  master: { host: string; port: number };
+  operationId: string;
+}
+
+function resyncDir(config: AgentConfig): string {
+  return join(replicationDataDir(config), 'resync');
+}
+
+/** Start of the names of the exports a resync operation has the source make. */
+function exportPrefix(region: string, operationId: string): string {
+  return `resync-${region}-${operationId}-`;
 }
 
 /**

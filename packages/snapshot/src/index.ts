@@ -15,7 +15,7 @@ export { DirectorySnapshotStore } from './directory-store.js';
 export { ObjectStoreSnapshotStore, snapshotBucketName } from './object-store.js';
 export { RdbDigest, checkDigest } from './rdb-digest.js';
 export { importRdb } from './import.js';
-export { importRdbNative } from './native-import.js';
+export { abandonNativeImport, importRdbNative } from './native-import.js';
 export { inspectRdb, verifyRdb, PER_KEY_OVERHEAD } from './inspect.js';
 export { fileSource } from './source.js';
 export { KeyGlob } from './glob.js';

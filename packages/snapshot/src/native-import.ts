@@ -69,6 +69,12 @@ export interface ImportRdbNativeOptions {
   timeoutMs?: number;
   /** Called per chunk verified or sent and per INFO poll while loading. Must not throw. */
   onProgress?: (progress: NativeImportProgress) => void;
+  /**
+   * Called just before `REPLICAOF` with the address the target is told to replicate from. A
+   * caller that may die before the import ends records it, so that a later run can undo a target
+   * left replicating from a listener that is gone ({@link abandonNativeImport}). Must not throw.
+   */
+  onReplicaOf?: (master: { host: string; port: number }) => void;
 }
 
 /** What a native import did. */
@@ -151,6 +157,7 @@ export async function importRdbNative(
     let replicaOf = false;
     try {
       const host = options.advertiseHost ?? advertisable(options.listenHost);
+      options.onReplicaOf?.({ host, port: master.port });
       try {
         await client.call('REPLICAOF', host, String(master.port));
       } catch (err) {
@@ -325,6 +332,32 @@ async function waitLoaded(
  * `-LOADING` (a load of what was already sent cannot be interrupted), on a fresh connection if
  * the import's one is gone.
  */
+/**
+ * Undoes a native import whose process died (see `onReplicaOf`): when `target` still replicates
+ * from `master`, it is made a primary again. It keeps the dataset it had: a replica swaps in a
+ * full sync's data only once the whole transfer arrived. Returns whether the target was restored.
+ * @throws ImportUnreachableError, ImportAuthError when the target cannot be reached.
+ */
+export async function abandonNativeImport(
+  target: { node: { host: string; port: number }; config: RedisConfig },
+  master: { host: string; port: number },
+): Promise<boolean> {
+  const client = await connectTarget(target.node, target.config);
+  try {
+    const info = parseInfo(String(await client.call('INFO', 'replication'))).replication ?? {};
+    if (
+      info.role !== 'slave' ||
+      info.master_host !== master.host ||
+      Number(info.master_port) !== master.port
+    )
+      return false;
+    await restorePrimary(client, target.node, target.config);
+    return true;
+  } finally {
+    client.disconnect();
+  }
+}
+
 async function restorePrimary(
   client: Redis,
   node: { host: string; port: number },
