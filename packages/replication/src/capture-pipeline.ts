@@ -28,7 +28,7 @@ import { POSITION_KEY, type Instruction, type OpBatch } from './ops.js';
 import { isPosition, type Position, type PositionStore } from './position-store.js';
 import { readOutboxes, recordBatch } from './record-script.js';
 import { isGeorepKey, Translator, type TranslateWarning } from './translate.js';
-import { FullSyncGap } from './full-sync-gap.js';
+import { findGapDeletes } from './full-sync-gap.js';
 
 /**
  * Wraps a {@link PositionStore} so that capture's saves only reach it for positions whose
@@ -215,8 +215,10 @@ export class CapturePipeline {
   #seq = 0;
   #skipUntil = -1;
   #mirroredAt = 0;
-  /** The full sync in progress: what its snapshot holds (see {@link FullSyncGap}). */
-  #gap: FullSyncGap | null = null;
+  /** The node the full sync in progress comes from. */
+  #snapshotNode: CaptureEndpoint | null = null;
+  /** Keys of that full sync deleted in the gap (see {@link findGapDeletes}), once known. */
+  #gapDeletes: Array<{ db: number; key: Buffer }> = [];
   #flushing: Promise<void> | undefined;
   /** The publish in flight (true once stored; false when the pipeline stopped first). */
   #inflight: Promise<boolean> | undefined;
@@ -411,6 +413,7 @@ export class CapturePipeline {
     const capture = this.#capture!;
     try {
       for await (const ev of capture) {
+        if (ev.type === 'snapshot-end') this.#gapDeletes = await this.#findGapDeletes();
         this.#take(ev);
         if (this.#pending.length > 0) this.#kick();
         // Bounded memory: wait while a lot is pending.
@@ -424,6 +427,22 @@ export class CapturePipeline {
         this.#log.error({ err: (err as Error).message }, 'capture stopped');
       }
       throw err;
+    }
+  }
+
+  /**
+   * The keys deleted while capture could not follow, read from the node of the full sync on a
+   * connection of its own (the search moves between databases).
+   */
+  async #findGapDeletes(): Promise<Array<{ db: number; key: Buffer }>> {
+    const node = this.#snapshotNode;
+    if (node === null) return [];
+    const client = primaryClient(node, this.#o.config, 'georep-capture-gap');
+    try {
+      await client.connect();
+      return await findGapDeletes(client, () => this.#stopped);
+    } finally {
+      client.disconnect();
     }
   }
 
@@ -461,13 +480,12 @@ export class CapturePipeline {
         this.#translator.reset();
         this.#gate.newHistory();
         this.stats.recordedOffset = -1;
-        this.#gap = new FullSyncGap();
+        this.#snapshotNode = ev.node;
         this.#log.info({ reason: ev.reason, detail: ev.detail }, 'full sync of the primary');
         return;
       case 'snapshot-keys': {
         const tick = () => encodeHlc(this.#o.clock.tick());
         const instructions: Instruction[] = [];
-        this.#gap?.add(ev.keys);
         for (const k of ev.keys) {
           if (!isGeorepKey(k.key)) {
             instructions.push({ kind: 'value', db: k.db, key: k.key, tag: tick() });
@@ -479,8 +497,9 @@ export class CapturePipeline {
       case 'snapshot-end': {
         // Keys deleted while capture could not follow: a value instruction of a missing key
         // records a delete.
-        const deleted = this.#gap?.missing() ?? [];
-        this.#gap = null;
+        const deleted = this.#gapDeletes;
+        this.#gapDeletes = [];
+        this.#snapshotNode = null;
         if (deleted.length > 0) {
           this.#log.info({ keys: deleted.length }, 'full sync: deletes of keys gone in the gap');
           const tick = () => encodeHlc(this.#o.clock.tick());

@@ -3,64 +3,81 @@
  * longer has its position (a restart without the position file, a backlog that overflowed, a
  * resync). The snapshot then stands for the dataset, and every key in it is recorded as a write;
  * but a key deleted (or expired) in the gap is simply absent, and its peers would keep it for
- * good. Its metadata is still in the snapshot, though: a key whose metadata says it is live
- * (no tombstone) while the key itself is missing was deleted in the gap, and gets a delete.
+ * good. Its metadata is still there, though: a key whose metadata says it is live (no tombstone)
+ * while the key itself is missing was deleted in the gap, and gets a delete.
  * Keys whose metadata is a tombstone (`x` = 1) are left alone: a new delete of those would wipe a
  * peer's later write that this region has not applied yet.
+ *
+ * The check runs against the primary itself once the snapshot's keys are queued, in SCAN pages,
+ * so that the agent holds one page at a time whatever the size of the dataset (collecting the
+ * snapshot's keys instead would hold every key name of it in memory). It is as good as a check of
+ * the snapshot: the record of a missing key (a `value` instruction) is a delete anyway, peers'
+ * applies wait while a full sync is recorded, and what changed since the snapshot is in the
+ * stream that follows: a key deleted since gets the same delete twice, which changes nothing, and
+ * a key written since exists and is left alone.
  */
-import { dumpPayloadFromRaw, parseDumpPayload, type RdbRawKeyRecord } from '@georep/rdb';
+import type { Redis } from 'ioredis';
+import { parseInfo } from '@georep/redis';
 import { META_PREFIX } from './ops.js';
 
-const META = Buffer.from(META_PREFIX, 'latin1');
-/** Any RDB version that has every hash encoding: only decoding the payload needs one. */
-const DECODE_VERSION = 10;
-
-/** Collects one snapshot's keys and live metadata; {@link missing} gives the gap's deletes. */
-export class FullSyncGap {
-  /** `db:key` (latin1) of every data key. */
-  readonly #data = new Set<string>();
-  /** `db:key` → the data key of every metadata hash without a tombstone. */
-  readonly #live = new Map<string, { db: number; key: Buffer }>();
-
-  /** Takes the snapshot's keys, data and georep's alike, in any order. */
-  add(records: RdbRawKeyRecord[]): void {
-    for (const r of records) {
-      if (r.key.length > META.length && META.equals(r.key.subarray(0, META.length))) {
-        if (!isTombstone(r)) {
-          const key = Buffer.from(r.key.subarray(META.length));
-          this.#live.set(id(r.db, key), { db: r.db, key });
-        }
-      } else {
-        this.#data.add(id(r.db, r.key));
-      }
-    }
-  }
-
-  /** Keys whose metadata is live but which are not in the snapshot: deleted in the gap. */
-  missing(): Array<{ db: number; key: Buffer }> {
-    const out: Array<{ db: number; key: Buffer }> = [];
-    for (const [k, v] of this.#live) if (!this.#data.has(k)) out.push(v);
-    return out;
-  }
-}
-
-const id = (db: number, key: Buffer): string => `${db}:${key.toString('latin1')}`;
+/** Meta keys per SCAN page, and so per script call. */
+const PAGE = 1000;
 
 /**
- * True when a metadata hash says its key is deleted (`x` = 1). Anything that does not decode as a
- * hash counts as no tombstone: the key then gets a delete, which is what a live key that vanished
- * needs, and a redundant delete of a missing key changes no data.
+ * ARGV[1]: the length of the metadata prefix; ARGV[2..]: metadata keys. Replies the data keys
+ * whose metadata is live (anything but a hash with `x` = 1) while the key does not exist.
  */
-function isTombstone(r: RdbRawKeyRecord): boolean {
-  try {
-    const parsed = parseDumpPayload(dumpPayloadFromRaw(r.raw, DECODE_VERSION), {
-      skipChecksum: true,
-    });
-    if (parsed.type !== 'hash') return false;
-    return parsed.value.some(
-      (e) => e.field.toString('latin1') === 'x' && e.value.toString() === '1',
-    );
-  } catch {
-    return false;
+const GAP_SCRIPT = `
+local plen = tonumber(ARGV[1])
+local out = {}
+for i = 2, #ARGV do
+  local x = redis.pcall('HGET', ARGV[i], 'x')
+  if x ~= '1' then
+    local key = string.sub(ARGV[i], plen + 1)
+    if redis.call('EXISTS', key) == 0 then out[#out + 1] = key end
+  end
+end
+return out
+`;
+
+/**
+ * The keys of every database of the primary behind `client` whose metadata is live while the key
+ * is missing. `client` must be a connection of its own: it is moved between databases.
+ */
+export async function findGapDeletes(
+  client: Redis,
+  stopped: () => boolean = () => false,
+): Promise<Array<{ db: number; key: Buffer }>> {
+  const keyspace = parseInfo(await client.info('keyspace')).keyspace ?? {};
+  const dbs = Object.keys(keyspace)
+    .map((name) => /^db(\d+)$/.exec(name)?.[1])
+    .filter((d): d is string => d !== undefined)
+    .map(Number);
+  const out: Array<{ db: number; key: Buffer }> = [];
+  const prefixLength = String(Buffer.byteLength(META_PREFIX));
+  for (const db of dbs) {
+    await client.select(db);
+    let cursor = '0';
+    do {
+      if (stopped()) return out;
+      const [next, metas] = await client.scanBuffer(
+        cursor,
+        'MATCH',
+        `${META_PREFIX}*`,
+        'COUNT',
+        PAGE,
+      );
+      cursor = next.toString();
+      if (metas.length === 0) continue;
+      const missing = (await client.callBuffer(
+        'EVAL',
+        GAP_SCRIPT,
+        '0',
+        prefixLength,
+        ...metas,
+      )) as Buffer[];
+      for (const key of missing) out.push({ db, key });
+    } while (cursor !== '0');
   }
+  return out;
 }

@@ -164,13 +164,15 @@ describe('capture pipeline', () => {
   });
 
   it('full sync - a key deleted while capture could not follow gets a delete; a tombstone does not', async () => {
-    const ops = new Map<string, Array<{ deleted: boolean }>>();
+    const ops = new Map<string, Array<{ deleted: boolean; db: number }>>();
+    const db2 = client.duplicate({ db: 2 });
+    const binary = Buffer.from([0x67, 0xff, 0x00, 0x0a]);
     const run = async (store: MemoryPositionStore, work: () => Promise<void>, until: string) => {
       const pipeline = pipelineWith(store, (b) => {
         for (const op of b.ops) {
           if (op.kind !== 'value') continue;
-          const key = Buffer.from(op.key).toString();
-          ops.set(key, [...(ops.get(key) ?? []), { deleted: op.dump === null }]);
+          const key = Buffer.from(op.key).toString('latin1');
+          ops.set(key, [...(ops.get(key) ?? []), { deleted: op.dump === null, db: op.db }]);
         }
         return Promise.resolve();
       });
@@ -193,6 +195,8 @@ describe('capture pipeline', () => {
         await client.set('gap:gone', 'b');
         await client.set('gap:old', 'c');
         await client.del('gap:old');
+        await db2.set(binary, 'e');
+        await db2.set('gap:db2', 'f');
         await client.set('gap:last', 'd');
       },
       'gap:last',
@@ -201,10 +205,15 @@ describe('capture pipeline', () => {
     // (The outbox is dropped so that the next start does not publish the last batches again, and
     // the position mirrored in Redis so that it does not resume from there.)
     await client.del('gap:gone', '__georep:outbox', '__georep:outbox:1', '__georep:capture');
+    await db2.del(binary);
+    db2.disconnect();
     ops.clear();
     await run(new MemoryPositionStore(), () => Promise.resolve(), 'gap:gone');
-    expect(ops.get('gap:gone')).toEqual([{ deleted: true }]);
-    expect(ops.get('gap:live')).toEqual([{ deleted: false }]);
+    expect(ops.get('gap:gone')).toEqual([{ deleted: true, db: 0 }]);
+    expect(ops.get('gap:live')).toEqual([{ deleted: false, db: 0 }]);
+    // In another database, with a name that is not text.
+    expect(ops.get(binary.toString('latin1'))).toEqual([{ deleted: true, db: 2 }]);
+    expect(ops.get('gap:db2')).toEqual([{ deleted: false, db: 2 }]);
     // Deleted before, with a tombstone: no new delete that could override a peer's later write.
     expect(ops.has('gap:old')).toBe(false);
   });
