@@ -123,14 +123,22 @@ export async function startReplicatedGroup(
     replicas: 0,
     shards: layout.shards,
     ports: 'free',
-    health: { intervalMs: 500, downAfterMs: 2000 },
+    // Tight health timing for the usual three regions; a larger group on the same two cores
+    // gets more slack, or busy agents would see each other down.
+    health:
+      regions.length <= 5
+        ? { intervalMs: 500, downAfterMs: 2000 }
+        : { intervalMs: 1000, downAfterMs: 6000 },
     ...(replication === undefined ? {} : { replication }),
   });
   for (const r of plan.regions) {
     const drop = layout.drop?.[r.name] ?? [];
     r.nodes = r.nodes.filter((n) => n.shard === undefined || !drop.includes(n.shard));
   }
-  const group = await startGroup(plan, { agentCommand, readyTimeoutMs: 30_000 });
+  const group = await startGroup(plan, {
+    agentCommand,
+    readyTimeoutMs: 30_000 * Math.max(1, regions.length / 5),
+  });
   const clients = new Map<string, Redis>();
   for (const r of plan.regions) {
     for (const node of r.nodes) {

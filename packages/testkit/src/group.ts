@@ -211,6 +211,8 @@ export interface LaunchOptions {
   agentCommand?: AgentCommand;
   /** Extra environment for agents (e.g. log level). */
   agentEnv?: NodeJS.ProcessEnv;
+  /** How long an agent (and, in startGroup, the whole group) may take to get ready. */
+  readyTimeoutMs?: number;
 }
 
 /** Starts the nats-server, Redis nodes and agent of one region of the plan. */
@@ -266,6 +268,7 @@ export async function startRegion(
         logFile: region.agent.logFile,
         ready: async () => (await fetchAgentHealth(url.host, url.port)) !== null,
         detached,
+        ...(options.readyTimeoutMs === undefined ? {} : { readyTimeoutMs: options.readyTimeoutMs }),
       });
     }
   } catch (err) {
@@ -428,7 +431,7 @@ export class LocalGroup implements AsyncDisposable {
  */
 export async function startGroup(
   plan: GroupPlan,
-  options: LaunchOptions & { readyTimeoutMs?: number } = {},
+  options: LaunchOptions = {},
 ): Promise<LocalGroup> {
   const group = new LocalGroup(plan, options);
   try {
