@@ -28,7 +28,10 @@ import { POSITION_KEY, type Instruction, type OpBatch } from './ops.js';
 import { isPosition, type Position, type PositionStore } from './position-store.js';
 import { readOutboxes, recordBatch } from './record-script.js';
 import { isGeorepKey, Translator, type TranslateWarning } from './translate.js';
-import { findGapDeletes } from './full-sync-gap.js';
+import { SnapshotKeys, findGapDeletes } from './full-sync-gap.js';
+
+/** Tries of the search for a full sync's gap deletes before it is given up. */
+const GAP_SEARCH_ATTEMPTS = 3;
 
 /**
  * Wraps a {@link PositionStore} so that capture's saves only reach it for positions whose
@@ -215,8 +218,9 @@ export class CapturePipeline {
   #seq = 0;
   #skipUntil = -1;
   #mirroredAt = 0;
-  /** The node the full sync in progress comes from. */
+  /** The node the full sync in progress comes from, and the keys its snapshot holds. */
   #snapshotNode: CaptureEndpoint | null = null;
+  #snapshotKeys = new SnapshotKeys();
   /** Keys of that full sync deleted in the gap (see {@link findGapDeletes}), once known. */
   #gapDeletes: Array<{ db: number; key: Buffer }> = [];
   #flushing: Promise<void> | undefined;
@@ -432,17 +436,30 @@ export class CapturePipeline {
 
   /**
    * The keys deleted while capture could not follow, read from the node of the full sync on a
-   * connection of its own (the search moves between databases).
+   * connection of its own (the search moves between databases). A search that keeps failing is
+   * given up with an error in the log rather than failing capture, whose restart would be another
+   * full sync: those keys then stay in the peers until written or deleted again.
    */
   async #findGapDeletes(): Promise<Array<{ db: number; key: Buffer }>> {
     const node = this.#snapshotNode;
     if (node === null) return [];
-    const client = primaryClient(node, this.#o.config, 'georep-capture-gap');
-    try {
-      await client.connect();
-      return await findGapDeletes(client, () => this.#stopped);
-    } finally {
-      client.disconnect();
+    for (let attempt = 1; ; attempt++) {
+      const client = primaryClient(node, this.#o.config, 'georep-capture-gap');
+      try {
+        await client.connect();
+        return await findGapDeletes(client, this.#snapshotKeys, () => this.#stopped);
+      } catch (err) {
+        if (attempt >= GAP_SEARCH_ATTEMPTS || this.#stopped) {
+          this.#log.error(
+            { err: (err as Error).message, node: `${node.host}:${node.port}` },
+            'full sync: the search for keys deleted in the gap failed; such keys stay in the peers (the user needs +scan)',
+          );
+          return [];
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+      } finally {
+        client.disconnect();
+      }
     }
   }
 
@@ -481,6 +498,7 @@ export class CapturePipeline {
         this.#gate.newHistory();
         this.stats.recordedOffset = -1;
         this.#snapshotNode = ev.node;
+        this.#snapshotKeys = new SnapshotKeys();
         this.#log.info({ reason: ev.reason, detail: ev.detail }, 'full sync of the primary');
         return;
       case 'snapshot-keys': {
@@ -488,6 +506,7 @@ export class CapturePipeline {
         const instructions: Instruction[] = [];
         for (const k of ev.keys) {
           if (!isGeorepKey(k.key)) {
+            this.#snapshotKeys.add(k.db, k.key);
             instructions.push({ kind: 'value', db: k.db, key: k.key, tag: tick() });
           }
         }
@@ -500,6 +519,7 @@ export class CapturePipeline {
         const deleted = this.#gapDeletes;
         this.#gapDeletes = [];
         this.#snapshotNode = null;
+        this.#snapshotKeys = new SnapshotKeys();
         if (deleted.length > 0) {
           this.#log.info({ keys: deleted.length }, 'full sync: deletes of keys gone in the gap');
           const tick = () => encodeHlc(this.#o.clock.tick());

@@ -129,6 +129,7 @@ export type { ApplyStats, OpKindCounts } from './apply-script.js';
 
 // pipeline: capture → record → publish, and apply
 export { CapturePipeline, GatedPositionStore, primaryClient } from './capture-pipeline.js';
+export { SnapshotKeys, findGapDeletes } from './full-sync-gap.js';
 export { Applier, CaptureBehindError } from './applier.js';
 export type { CapturePipelineOptions, CaptureStats } from './capture-pipeline.js';
 export type { ApplierOptions, AppliedBatch } from './applier.js';
