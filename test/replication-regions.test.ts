@@ -13,6 +13,11 @@ import {
 } from './replication-helpers.js';
 
 const COUNT = Number(process.env.GEOREP_REGIONS ?? 5);
+if (!Number.isInteger(COUNT) || COUNT < 2 || COUNT > 16) {
+  throw new Error(
+    `GEOREP_REGIONS must be a whole number from 2 to 16, not ${process.env.GEOREP_REGIONS}`,
+  );
+}
 const REGIONS = Array.from({ length: COUNT }, (_, i) => `r${i + 1}`);
 
 describe(`replication across ${COUNT} regions`, () => {

@@ -35,6 +35,7 @@ import {
   mkdirSync,
   readFileSync,
   readdirSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -103,8 +104,9 @@ export class RegionResync {
   readonly #log: Logger;
   #running: Promise<void> | null = null;
   #since = 0;
-  /** Whether loads left by a previous agent process were looked for. */
+  /** Whether loads left by a previous agent process were undone, and the undo in progress. */
   #recovered = false;
+  #recovering: Promise<void> | null = null;
 
   constructor(ctx: ResyncContext) {
     this.#ctx = ctx;
@@ -114,9 +116,9 @@ export class RegionResync {
   /** Starts the resync of this region when the document asks for one. Called every second. */
   check(): void {
     const { plane, config } = this.#ctx;
-    if (this.#running !== null) return;
+    if (this.#running !== null || this.#recovering !== null) return;
     if (!this.#recovered) {
-      this.#running = this.#undoInterruptedLoads().finally(() => (this.#running = null));
+      this.#recovering = this.#undoInterruptedLoads().finally(() => (this.#recovering = null));
       return;
     }
     const resync = resyncOf(plane.document, config.region);
@@ -137,15 +139,28 @@ export class RegionResync {
 
   /**
    * A load marker left by a previous process of this agent means its primary may still replicate
-   * from that process's listener: it is made a primary again, with the data it had.
+   * from that process's listener: it is made a primary again. Until that worked (the node may be
+   * down, or still loading), no resync starts: it would find no primary. A marker that cannot be
+   * read, or names a node this agent no longer has, is dropped with a warning.
    */
   async #undoInterruptedLoads(): Promise<void> {
     const dir = resyncDir(this.#ctx.config);
     const markers = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(LOADING)) : [];
     for (const file of markers) {
       const path = join(dir, file);
+      const marker = readMarker(path);
+      const known = this.#ctx.config.redis.nodes.some(
+        (n) => n.host === marker?.node.host && n.port === marker.node.port,
+      );
+      if (marker === null || !known) {
+        this.#log.warn(
+          { marker: path, node: marker?.node },
+          'a resync load marker that is unreadable or names a node not in the config was dropped; check that node is a primary',
+        );
+        rmSync(path, { force: true });
+        continue;
+      }
       try {
-        const marker = JSON.parse(readFileSync(path, 'utf8')) as LoadMarker;
         const undone = await abandonNativeImport(
           { node: marker.node, config: this.#ctx.config.redis },
           marker.master,
@@ -330,11 +345,14 @@ export class RegionResync {
           ...(config.snapshots.nativeAdvertiseHost === undefined
             ? {}
             : { advertiseHost: config.snapshots.nativeAdvertiseHost }),
-          onReplicaOf: (master) =>
+          onReplicaOf: (master) => {
+            // Whole or not at all: a marker cut short by a crash would be unreadable.
             writeFileSync(
-              marker,
+              `${marker}.tmp`,
               JSON.stringify({ node, master, operationId } satisfies LoadMarker),
-            ),
+            );
+            renameSync(`${marker}.tmp`, marker);
+          },
         });
       } finally {
         // importRdbNative made the node a primary again, whatever happened.
@@ -461,6 +479,21 @@ interface LoadMarker {
   node: { host: string; port: number };
   master: { host: string; port: number };
   operationId: string;
+}
+
+function readMarker(path: string): LoadMarker | null {
+  try {
+    const m = JSON.parse(readFileSync(path, 'utf8')) as Partial<LoadMarker>;
+    const address = (a: unknown): a is { host: string; port: number } =>
+      typeof a === 'object' &&
+      a !== null &&
+      typeof (a as { host?: unknown }).host === 'string' &&
+      Number.isInteger((a as { port?: unknown }).port);
+    if (!address(m.node) || !address(m.master)) return null;
+    return { node: m.node, master: m.master, operationId: String(m.operationId ?? '') };
+  } catch {
+    return null;
+  }
 }
 
 function resyncDir(config: AgentConfig): string {

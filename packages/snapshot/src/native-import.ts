@@ -15,7 +15,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { ReplyError, type Redis } from 'ioredis';
-import type { RedisConfig } from '@georep/core';
+import { GeorepError, type RedisConfig } from '@georep/core';
 import { parseInfo, parseInfoList } from '@georep/redis';
 import {
   ImportIncompatibleError,
@@ -334,9 +334,12 @@ async function waitLoaded(
  */
 /**
  * Undoes a native import whose process died (see `onReplicaOf`): when `target` still replicates
- * from `master`, it is made a primary again. It keeps the dataset it had: a replica swaps in a
- * full sync's data only once the whole transfer arrived. Returns whether the target was restored.
- * @throws ImportUnreachableError, ImportAuthError when the target cannot be reached.
+ * from `master`, it is made a primary again. It keeps the dataset it had, or the file's when the
+ * whole transfer had arrived (a replica swaps in a full sync's data only then). Returns whether
+ * the target was restored.
+ * @throws ImportUnreachableError, ImportAuthError when the target cannot be reached;
+ *   GeorepError `import.native-not-undone` when it still replicates from `master` afterwards
+ *   (for example still loading after a minute): try again later.
  */
 export async function abandonNativeImport(
   target: { node: { host: string; port: number }; config: RedisConfig },
@@ -352,6 +355,19 @@ export async function abandonNativeImport(
     )
       return false;
     await restorePrimary(client, target.node, target.config);
+    const after = await connectTarget(target.node, target.config);
+    try {
+      const now = parseInfo(String(await after.call('INFO', 'replication'))).replication ?? {};
+      if (now.role !== 'master') {
+        throw new GeorepError(
+          'import.native-not-undone',
+          `${target.node.host}:${target.node.port} still replicates from ${master.host}:${master.port}`,
+          { hint: 'it may still be loading: try again once INFO persistence says loading:0' },
+        );
+      }
+    } finally {
+      after.disconnect();
+    }
     return true;
   } finally {
     client.disconnect();

@@ -6,6 +6,7 @@ import type { GeorepError } from '@georep/core';
 import { crc64 } from '@georep/rdb';
 import { exportRdb } from '@georep/redis';
 import {
+  abandonNativeImport,
   importRdbNative,
   type ImportNativeRefusedError,
   type ImportRdbNativeOptions,
@@ -132,6 +133,21 @@ describe('importRdbNative', () => {
     const err = await failure(run(server, { advertiseHost: '127.0.0.2', timeoutMs: 1500 }));
     expect(err.code).toBe('import.native-timeout');
     await expectUntouched(c);
+  });
+
+  it('abandonNativeImport - a target left replicating from a dead listener is a primary again with its data', async () => {
+    const { server, c } = await targetWithJunk();
+    // What a killed importer leaves: the target told to replicate from a listener that is gone.
+    await c.call('REPLICAOF', '127.0.0.2', '9');
+    const target = { node: nodeOf(server), config: redisConfig() };
+    // Another listener's marker does not touch it.
+    expect(await abandonNativeImport(target, { host: '127.0.0.2', port: 10 })).toBe(false);
+    expect(String(await c.call('INFO', 'replication'))).toContain('role:slave');
+    expect(await abandonNativeImport(target, { host: '127.0.0.2', port: 9 })).toBe(true);
+    expect(String(await c.call('INFO', 'replication'))).toContain('role:master');
+    await expectUntouched(c);
+    // Done twice (a second restart) it finds nothing to undo.
+    expect(await abandonNativeImport(target, { host: '127.0.0.2', port: 9 })).toBe(false);
   });
 
   it('importRdbNative - a target that cannot store the transfer fails with stage load and is restored', async () => {
