@@ -35,6 +35,41 @@ describe('link --resync', () => {
   ) => waitFor(read, ok, { timeoutMs, intervalMs: 250, what });
   const linkStateOf = async (region: string, seenBy: string) =>
     (await g.status(seenBy)).regions.find((r) => r.name === region)?.linkState;
+  /** Cuts ap-south off and force-unlinks it; `meanwhile` writes on both sides; then heals. */
+  const forceUnlinkAp = async (reason: string, meanwhile: () => Promise<void>) => {
+    await g.group.partitionRegion('ap-south');
+    await until(
+      'ap-south down as eu-west sees it',
+      async () => (await g.status('eu-west')).regions.find((r) => r.name === 'ap-south')?.state,
+      (s) => s === 'down',
+    );
+    const forced = await cli(['unlink', 'ap-south', '--force', '--yes', '--reason', reason]);
+    expect(forced.code, forced.stderr).toBe(0);
+    await meanwhile();
+    await g.group.healRegion('ap-south');
+    await until(
+      'ap-south learns it was force-unlinked',
+      () => linkStateOf('ap-south', 'ap-south'),
+      (s) => s === 'force-unlinked',
+    );
+  };
+  /** Waits until ap-south holds exactly eu-west's data. */
+  const expectApEqualsEu = async () => {
+    let diff: string[] = [];
+    await until(
+      'ap-south equals eu-west',
+      async () => {
+        diff = diffDatasets(
+          await readDataset(g.client('eu-west')),
+          await readDataset(g.client('ap-south')),
+        );
+        return diff;
+      },
+      (d) => d.length === 0,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}: ${diff.slice(0, 5).join('; ')}`);
+    });
+  };
 
   beforeAll(async () => {
     g = await startReplicatedGroup(GROUP, join(dir, 'group'));
@@ -56,25 +91,13 @@ describe('link --resync', () => {
     );
 
     // ap-south is cut off and force-unlinked; both sides write meanwhile.
-    await g.group.partitionRegion('ap-south');
-    await until(
-      'ap-south down as eu-west sees it',
-      async () => (await g.status('eu-west')).regions.find((r) => r.name === 'ap-south')?.state,
-      (s) => s === 'down',
-    );
-    const forced = await cli(['unlink', 'ap-south', '--force', '--yes', '--reason', 'cut off']);
-    expect(forced.code, forced.stderr).toBe(0);
-    await ap.set('ap-only', 'outage write');
-    await ap.set('bulk:7', 'changed in ap-south');
-    await ap.hset('profile', 'city', 'Pune');
-    await eu.set('during', 'group write');
-    await eu.hset('profile', 'tier', 'gold');
-    await g.group.healRegion('ap-south');
-    await until(
-      'ap-south learns it was force-unlinked',
-      () => linkStateOf('ap-south', 'ap-south'),
-      (s) => s === 'force-unlinked',
-    );
+    await forceUnlinkAp('cut off', async () => {
+      await ap.set('ap-only', 'outage write');
+      await ap.set('bulk:7', 'changed in ap-south');
+      await ap.hset('profile', 'city', 'Pune');
+      await eu.set('during', 'group write');
+      await eu.hset('profile', 'tier', 'gold');
+    });
 
     const refused = await cli(['link', 'ap-south']);
     expect(refused.code).toBe(6);
@@ -127,17 +150,7 @@ describe('link --resync', () => {
     expect(keptKeys.has('during')).toBe(false);
 
     // ap-south holds exactly the group's data.
-    let diff: string[] = [];
-    await until(
-      'ap-south equals eu-west',
-      async () => {
-        diff = diffDatasets(await readDataset(eu), await readDataset(ap));
-        return diff;
-      },
-      (d) => d.length === 0,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}: ${diff.slice(0, 5).join('; ')}`);
-    });
+    await expectApEqualsEu();
     expect(await ap.exists('ap-only')).toBe(0);
     expect(await ap.get('bulk:7')).toBe('7');
     expect(await ap.get('during')).toBe('group write');
@@ -174,25 +187,14 @@ describe('link --resync', () => {
       async () => (await ap.keys('racer:*')).length,
       (n) => n === 0,
     );
-    await g.group.partitionRegion('ap-south');
-    await until(
-      'ap-south down as eu-west sees it',
-      async () => (await g.status('eu-west')).regions.find((r) => r.name === 'ap-south')?.state,
-      (s) => s === 'down',
-    );
-    const forced = await cli(['unlink', 'ap-south', '--force', '--yes', '--reason', 'again']);
-    expect(forced.code, forced.stderr).toBe(0);
-    await ap.set('second-outage', 'ap write');
-    await eu.set('second-during', 'group write');
-    await g.group.healRegion('ap-south');
-    await until(
-      'ap-south learns it was force-unlinked',
-      () => linkStateOf('ap-south', 'ap-south'),
-      (s) => s === 'force-unlinked',
-    );
+    await forceUnlinkAp('again', async () => {
+      await ap.set('second-outage', 'ap write');
+      await eu.set('second-during', 'group write');
+    });
 
-    // Each key takes 5 ms to load, so the load lasts over a second: the agent is killed in it.
-    await ap.config('SET', 'key-load-delay', '5000');
+    // Each key takes 1 ms to load, so the load of the group's keys (with the metadata of the
+    // first test's, about two thousand) lasts seconds: the agent is killed in it.
+    await ap.config('SET', 'key-load-delay', '1000');
     const probe = ap.duplicate();
     try {
       const run = cli([
@@ -226,17 +228,7 @@ describe('link --resync', () => {
       probe.disconnect();
     }
     expect(parseInfo(await ap.info('replication')).replication?.role).toBe('master');
-    let diff: string[] = [];
-    await until(
-      'ap-south equals eu-west',
-      async () => {
-        diff = diffDatasets(await readDataset(eu), await readDataset(ap));
-        return diff;
-      },
-      (d) => d.length === 0,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}: ${diff.slice(0, 5).join('; ')}`);
-    });
+    await expectApEqualsEu();
     expect(await ap.exists('second-outage')).toBe(0);
     expect(await ap.get('second-during')).toBe('group write');
     // Every run exported under names of its own, and none of them is left in eu-west's store.
