@@ -53,6 +53,8 @@ describe('link --resync', () => {
       (s) => s === 'force-unlinked',
     );
   };
+  const resyncAp = () =>
+    cli(['link', 'ap-south', '--resync', '--yes', '--json', '--wait-timeout', '90000']);
   /** Waits until ap-south holds exactly eu-west's data. */
   const expectApEqualsEu = async () => {
     let diff: string[] = [];
@@ -114,15 +116,7 @@ describe('link --resync', () => {
         await sleep(1);
       }
     })();
-    const run = await cli([
-      'link',
-      'ap-south',
-      '--resync',
-      '--yes',
-      '--json',
-      '--wait-timeout',
-      '90000',
-    ]);
+    const run = await resyncAp();
     racing = false;
     await raced;
     racer.disconnect();
@@ -197,15 +191,7 @@ describe('link --resync', () => {
     await ap.config('SET', 'key-load-delay', '1000');
     const probe = ap.duplicate();
     try {
-      const run = cli([
-        'link',
-        'ap-south',
-        '--resync',
-        '--yes',
-        '--json',
-        '--wait-timeout',
-        '90000',
-      ]);
+      const run = resyncAp();
       await waitFor(
         async () => parseInfo(await probe.info('replication')).replication?.role,
         (role) => role === 'slave',
