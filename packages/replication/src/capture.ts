@@ -58,8 +58,9 @@ export interface CaptureOptions {
   /** Reconnect delays: doubling from `initialMs` up to `maxMs`. Default 100 / 5000. */
   backoff?: { initialMs?: number; maxMs?: number };
   /**
-   * Command bytes queued for the consumer above which capture stops reading the socket (the
-   * primary buffers meanwhile, up to its `client-output-buffer-limit replica`). Default 64 MiB.
+   * Memory of the commands queued for the consumer (their bytes and the objects that hold them,
+   * estimated) above which capture stops reading the socket: the primary buffers meanwhile, in
+   * its compact wire form, up to its `client-output-buffer-limit replica`. Default 64 MiB.
    */
   maxQueuedBytes?: number;
   /** Largest argument accepted (the primary's `proto-max-bulk-len`). Default 512 MiB. */
@@ -286,7 +287,7 @@ export class CaptureStream implements AsyncIterable<CaptureEvent>, AsyncDisposab
         this.#received = state;
         const after = state.inMulti ? undefined : toPosition(state);
         if (command !== undefined) {
-          this.#push({ kind: 'event', event: command, after, bytes: command.bytes });
+          this.#push({ kind: 'event', event: command, after, bytes: queuedSize(command) });
         } else if (after !== undefined) {
           this.#push({ kind: 'advance', after });
         }
@@ -397,6 +398,16 @@ export class CaptureStream implements AsyncIterable<CaptureEvent>, AsyncDisposab
       if (final) throw err;
     }
   }
+}
+
+/**
+ * What a queued command costs in memory, roughly: its bytes, plus per argument a Buffer view
+ * (about 100 B of heap) and per command the event, its argv array, its position and the queue
+ * item (about 300 B). A small SET takes ten times its wire size, so counting wire bytes alone let
+ * a burst of 15 MB of commands hold hundreds of MB in the agent.
+ */
+function queuedSize(command: { bytes: number; argv: readonly unknown[] }): number {
+  return command.bytes + 300 + 100 * command.argv.length;
 }
 
 /** Turns a spooled RDB into snapshot events, parsing it from disk as the consumer pulls. */

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { startRedis, tempDir, type RedisServer } from '@georep/testkit';
+import { startRedis, tempDir, waitFor, type RedisServer } from '@georep/testkit';
 import {
   CaptureStream,
   FilePositionStore,
@@ -263,6 +263,50 @@ describe('capture edge cases', () => {
 
   afterAll(async () => {
     await Promise.all(servers.map((s) => s.stop()));
+  });
+
+  it('capture - a consumer that falls behind: capture holds about maxQueuedBytes, the primary the rest', async () => {
+    const s = await startRedis({ dir: join(dir, 'slow') });
+    servers.push(s);
+    const c = clientOf(s);
+    const capture = CaptureStream.start({ node: nodeOf(s), maxQueuedBytes: 4 * 1024 * 1024 });
+    const events = capture[Symbol.asyncIterator]();
+    for (;;) {
+      const r = await events.next();
+      if (r.done === true || r.value.type === 'snapshot-end') break;
+    }
+    const start = capture.receivedPosition!.offset;
+    // 300,000 small SETs nobody consumes yet: about 22 MB on the wire, ten times that as queued
+    // commands in the agent.
+    const N = 300_000;
+    for (let i = 0; i < N; i += 10_000) {
+      const p = c.pipeline();
+      for (let j = i; j < i + 10_000; j++) p.set(`slow:${j}`, 'v');
+      await p.exec();
+    }
+    // The primary holds what capture did not read, in its output buffer for the replica.
+    const omem = await waitFor(
+      async () =>
+        Number(/omem=(\d+)/.exec(String(await c.call('CLIENT', 'LIST', 'TYPE', 'replica')))?.[1]),
+      (m) => m > 0,
+      { timeoutMs: 10_000, intervalMs: 100, what: 'the primary buffering for capture' },
+    );
+    expect(omem).toBeGreaterThan(0);
+    // Capture read about 4 MiB worth of queued commands: a few hundred kB of the wire, not 4 MiB.
+    expect(capture.receivedPosition!.offset - start).toBeLessThan(1024 * 1024);
+    // Once consumed, every write arrives, in order.
+    let next = 0;
+    while (next < N) {
+      const r = await events.next();
+      if (r.done === true) break;
+      const ev = r.value;
+      if (ev.type !== 'command' || str(ev.argv[0]!).toLowerCase() !== 'set') continue;
+      expect(str(ev.argv[1]!)).toBe(`slow:${next}`);
+      next++;
+    }
+    expect(next).toBe(N);
+    await capture.stop();
+    c.disconnect();
   });
 
   it('capture - a disk-based full sync ($<len> framing) then the stream', async () => {
