@@ -282,8 +282,9 @@ export class RegionResync {
     for (const shard of mine.filter((s) => theirs.includes(s))) {
       replaced.push(await this.#replaceShard(nc, from, shard, dir, operationId, attempt));
     }
-    // An export an earlier run asked for may have been catalogued since the start.
-    await this.#dropEarlierExports(nc, from, operationId);
+    // An export an earlier run asked for may have been catalogued since the start, or may still
+    // be running at the source: swept once those have ended, without holding up the link.
+    void this.#sweepExportsLater(nc, from, operationId);
     return { replaced, notReplaced };
   }
 
@@ -416,6 +417,22 @@ export class RegionResync {
       if (typeof name !== 'string' || !name.startsWith(prefix)) continue;
       await this.#api(nc, from, 'snapshot.delete', { name }).catch(() => undefined);
     }
+  }
+
+  /**
+   * Waits (at most as long as an export may take) until no export of this operation is running
+   * at the source any more, then deletes what earlier runs left. Lost if this agent stops first.
+   */
+  async #sweepExportsLater(nc: NatsConnection, from: string, operationId: string): Promise<void> {
+    const token = `resync:${exportPrefix(this.#ctx.config.region, operationId)}`;
+    const deadline = Date.now() + EXPORT_TIMEOUT_MS;
+    const running = () =>
+      this.#ctx.plane.document
+        .pendingOperations()
+        .some((op) => op.clientToken?.startsWith(token) === true);
+    while (running() && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 5000).unref());
+    await this.#dropEarlierExports(nc, from, operationId).catch(() => undefined);
   }
 
   /** Has `from`'s agent export `node` as `name`, and waits until the export operation ends. */
