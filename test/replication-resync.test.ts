@@ -230,4 +230,43 @@ describe('link --resync', () => {
       (v) => v === 'from ap',
     );
   }, 120_000);
+
+  it('resync - an agent killed while the source exports finishes the resync; no export is left behind', async () => {
+    const eu = g.client('eu-west');
+    const ap = g.client('ap-south');
+    await forceUnlinkAp('a third time', async () => {
+      await ap.set('third-outage', 'ap write');
+      await eu.set('third-during', 'group write');
+    });
+    // Each key takes 1 ms to save, so eu-west's export lasts seconds: the agent is killed in it.
+    await eu.config('SET', 'rdb-key-save-delay', '1000');
+    try {
+      const run = resyncAp();
+      await waitFor(
+        async () => parseInfo(await eu.info('persistence')).persistence?.rdb_bgsave_in_progress,
+        (saving) => saving === '1',
+        { timeoutMs: 30_000, intervalMs: 20, what: "eu-west's primary exporting for the resync" },
+      );
+      await g.group.region('ap-south').agent!.kill();
+      await g.group.restartAgentProcess('ap-south');
+      const done = await run;
+      expect(done.code, done.stderr).toBe(0);
+      expect(JSON.parse(done.stdout)).toMatchObject({
+        status: 'succeeded',
+        result: { linkState: 'linked', resync: true, from: 'eu-west' },
+      });
+    } finally {
+      await eu.config('SET', 'rdb-key-save-delay', '0');
+    }
+    await expectApEqualsEu();
+    expect(await ap.exists('third-outage')).toBe(0);
+    expect(await ap.get('third-during')).toBe('group write');
+    // The killed run's export finished at eu-west after its agent died; it is swept too.
+    await until(
+      'no resync export left in the catalog',
+      async () => (await cli(['snapshot', 'list', '--json'])).stdout,
+      (out) => !out.includes('"resync-ap-south-'),
+      30_000,
+    );
+  }, 120_000);
 });
