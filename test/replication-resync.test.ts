@@ -55,6 +55,35 @@ describe('link --resync', () => {
   };
   const resyncAp = () =>
     cli(['link', 'ap-south', '--resync', '--yes', '--json', '--wait-timeout', '90000']);
+  /**
+   * Runs `link ap-south --resync`, kills ap-south's agent once `busy` says the resync is at the
+   * step wanted, starts it again, and expects the operation to succeed all the same.
+   */
+  const resyncKilledWhile = async (
+    what: string,
+    busy: () => Promise<boolean>,
+    whileDead: () => Promise<void> = async () => undefined,
+  ) => {
+    const run = resyncAp();
+    await waitFor(busy, (b) => b, { timeoutMs: 30_000, intervalMs: 20, what });
+    await g.group.region('ap-south').agent!.kill();
+    await whileDead();
+    await g.group.restartAgentProcess('ap-south');
+    const done = await run;
+    expect(done.code, done.stderr).toBe(0);
+    expect(JSON.parse(done.stdout)).toMatchObject({
+      status: 'succeeded',
+      result: { linkState: 'linked', resync: true, from: 'eu-west' },
+    });
+  };
+  /** Waits until no export a resync of ap-south made is left in the catalog. */
+  const noExportLeft = () =>
+    until(
+      'no resync export left in the catalog',
+      async () => (await cli(['snapshot', 'list', '--json'])).stdout,
+      (out) => out.includes('"diverged-ap-south-') && !out.includes('"resync-ap-south-'),
+      30_000,
+    );
   /** Waits until ap-south holds exactly eu-west's data. */
   const expectApEqualsEu = async () => {
     let diff: string[] = [];
@@ -190,25 +219,17 @@ describe('link --resync', () => {
     // first test's, about two thousand) lasts seconds: the agent is killed in it.
     await ap.config('SET', 'key-load-delay', '1000');
     const probe = ap.duplicate();
+    const role = async () => parseInfo(await probe.info('replication')).replication?.role;
     try {
-      const run = resyncAp();
-      await waitFor(
-        async () => parseInfo(await probe.info('replication')).replication?.role,
-        (role) => role === 'slave',
-        { timeoutMs: 30_000, intervalMs: 20, what: "ap-south's primary loading the group data" },
+      await resyncKilledWhile(
+        "ap-south's primary loading the group data",
+        async () => (await role()) === 'slave',
+        async () => {
+          // Left alone, the primary keeps replicating from the listener that died with the agent.
+          await sleep(1500);
+          expect(await role()).toBe('slave');
+        },
       );
-      await g.group.region('ap-south').agent!.kill();
-      // Left alone, the primary keeps replicating from the listener that died with the agent.
-      await sleep(1500);
-      expect(parseInfo(await probe.info('replication')).replication?.role).toBe('slave');
-      await g.group.restartAgentProcess('ap-south');
-
-      const done = await run;
-      expect(done.code, done.stderr).toBe(0);
-      expect(JSON.parse(done.stdout)).toMatchObject({
-        status: 'succeeded',
-        result: { linkState: 'linked', resync: true, from: 'eu-west' },
-      });
     } finally {
       await ap.config('SET', 'key-load-delay', '0');
       probe.disconnect();
@@ -218,11 +239,7 @@ describe('link --resync', () => {
     expect(await ap.exists('second-outage')).toBe(0);
     expect(await ap.get('second-during')).toBe('group write');
     // Every run exported under names of its own, and none of them is left in eu-west's store.
-    await until(
-      'no resync export left in the catalog',
-      async () => (await cli(['snapshot', 'list', '--json'])).stdout,
-      (out) => out.includes('"diverged-ap-south-') && !out.includes('"resync-ap-south-'),
-    );
+    await noExportLeft();
     await ap.set('after-restart', 'from ap');
     await until(
       'writes from ap-south after the resync',
@@ -241,20 +258,11 @@ describe('link --resync', () => {
     // Each key takes 1 ms to save, so eu-west's export lasts seconds: the agent is killed in it.
     await eu.config('SET', 'rdb-key-save-delay', '1000');
     try {
-      const run = resyncAp();
-      await waitFor(
-        async () => parseInfo(await eu.info('persistence')).persistence?.rdb_bgsave_in_progress,
-        (saving) => saving === '1',
-        { timeoutMs: 30_000, intervalMs: 20, what: "eu-west's primary exporting for the resync" },
+      await resyncKilledWhile(
+        "eu-west's primary exporting for the resync",
+        async () =>
+          parseInfo(await eu.info('persistence')).persistence?.rdb_bgsave_in_progress === '1',
       );
-      await g.group.region('ap-south').agent!.kill();
-      await g.group.restartAgentProcess('ap-south');
-      const done = await run;
-      expect(done.code, done.stderr).toBe(0);
-      expect(JSON.parse(done.stdout)).toMatchObject({
-        status: 'succeeded',
-        result: { linkState: 'linked', resync: true, from: 'eu-west' },
-      });
     } finally {
       await eu.config('SET', 'rdb-key-save-delay', '0');
     }
@@ -262,11 +270,6 @@ describe('link --resync', () => {
     expect(await ap.exists('third-outage')).toBe(0);
     expect(await ap.get('third-during')).toBe('group write');
     // The killed run's export finished at eu-west after its agent died; it is swept too.
-    await until(
-      'no resync export left in the catalog',
-      async () => (await cli(['snapshot', 'list', '--json'])).stdout,
-      (out) => !out.includes('"resync-ap-south-'),
-      30_000,
-    );
+    await noExportLeft();
   }, 120_000);
 });
