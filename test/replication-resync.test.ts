@@ -215,9 +215,10 @@ describe('link --resync', () => {
       await eu.set('second-during', 'group write');
     });
 
-    // Each key takes 1 ms to load, so the load of the group's keys (with the metadata of the
-    // first test's, about two thousand) lasts seconds: the agent is killed in it.
-    await ap.config('SET', 'key-load-delay', '1000');
+    // The load of the group's keys is slowed to about 4 s, whatever their number: the agent is
+    // killed in it (a faster load could end, and the node be promoted, before the kill lands).
+    const perKeyUs = Math.max(1000, Math.ceil(4_000_000 / Math.max(1, await eu.dbsize())));
+    await ap.config('SET', 'key-load-delay', String(perKeyUs));
     const probe = ap.duplicate();
     const role = async () => parseInfo(await probe.info('replication')).replication?.role;
     try {
@@ -255,8 +256,10 @@ describe('link --resync', () => {
       await ap.set('third-outage', 'ap write');
       await eu.set('third-during', 'group write');
     });
-    // Each key takes 1 ms to save, so eu-west's export lasts seconds: the agent is killed in it.
-    await eu.config('SET', 'rdb-key-save-delay', '1000');
+    // eu-west's export is slowed to about 4 s, whatever the number of keys: the agent is killed
+    // in it.
+    const perKeyUs = Math.max(1000, Math.ceil(4_000_000 / Math.max(1, await eu.dbsize())));
+    await eu.config('SET', 'rdb-key-save-delay', String(perKeyUs));
     try {
       await resyncKilledWhile(
         "eu-west's primary exporting for the resync",
