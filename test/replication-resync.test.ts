@@ -217,8 +217,16 @@ describe('link --resync', () => {
 
     // The load of the group's keys is slowed to about 4 s, whatever their number: the agent is
     // killed in it (a faster load could end, and the node be promoted, before the kill lands).
+    // A loading server answers clients only every `loading-process-events-interval-bytes` (2 MB
+    // by default, more than this whole file): without a smaller one, the probe's INFO would wait
+    // for the end of the load and report `slave` just before the agent promotes the node.
     const perKeyUs = Math.max(1000, Math.ceil(4_000_000 / Math.max(1, await eu.dbsize())));
+    const [, interval] = (await ap.config('GET', 'loading-process-events-interval-bytes')) as [
+      string,
+      string,
+    ];
     await ap.config('SET', 'key-load-delay', String(perKeyUs));
+    await ap.config('SET', 'loading-process-events-interval-bytes', '1024');
     const probe = ap.duplicate();
     const role = async () => parseInfo(await probe.info('replication')).replication?.role;
     try {
@@ -233,6 +241,7 @@ describe('link --resync', () => {
       );
     } finally {
       await ap.config('SET', 'key-load-delay', '0');
+      await ap.config('SET', 'loading-process-events-interval-bytes', interval);
       probe.disconnect();
     }
     expect(parseInfo(await ap.info('replication')).replication?.role).toBe('master');
