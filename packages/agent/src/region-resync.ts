@@ -80,6 +80,8 @@ import { positionFile, replicationDataDir } from './shard-replication.js';
 
 /** How long the peers have to create their consumers for the region. */
 const CONSUMERS_TIMEOUT_MS = 60_000;
+/** How long a shard of this region may be without an up primary before the resync fails. */
+const PRIMARY_WAIT_MS = 15_000;
 /** How long the source's export of one shard may take. */
 const EXPORT_TIMEOUT_MS = 30 * 60_000;
 
@@ -314,7 +316,14 @@ export class RegionResync {
         { hint: `georep status shows ${from}'s nodes; repeat the link once it is up` },
       );
     }
-    const target = this.#ctx.primary(shard);
+    // The health samples may lag a node that just became a primary again (after an undo, a
+    // restart): a short wait before giving up.
+    const deadline = Date.now() + PRIMARY_WAIT_MS;
+    let target = this.#ctx.primary(shard);
+    while (target === undefined && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      target = this.#ctx.primary(shard);
+    }
     if (target === undefined) {
       throw new ConflictError(
         'resync.no-node',
