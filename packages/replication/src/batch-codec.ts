@@ -13,7 +13,7 @@
  */
 import { Decoder } from '@msgpack/msgpack';
 import { isValidName } from '@georep/core';
-import { readBatch, writeBatch } from './batch-msgpack.js';
+import { FIELDS, readBatch, writeBatch } from './batch-msgpack.js';
 import type { ElementType, Op, OpBatch, Tag } from './ops.js';
 import { BadBatchError } from './transport-errors.js';
 
@@ -58,7 +58,7 @@ function isWellFormed(batch: OpBatch): boolean {
 
 function isWellFormedOp(op: Op): boolean {
   if (!isMap(op)) return false;
-  const fields = OP_FIELDS.get(op.kind);
+  const fields = FIELDS.get(op.kind);
   if (fields === undefined || !has(op, fields)) return false;
   if (!isInt(op.db, op.kind === 'flush' ? -1 : 0) || op.db > 0xffff) return false;
   if (typeof op.tag !== 'string' || !TAG.test(op.tag)) return false;
@@ -92,13 +92,6 @@ function isWellFormedOp(op: Op): boolean {
 }
 
 const BATCH_FIELDS = ['v', 'origin', 'seq', 'ops'];
-const OP_FIELDS: ReadonlyMap<string, readonly string[]> = new Map([
-  ['value', ['kind', 'db', 'key', 'tag', 'dump', 'pttl', 'ob']],
-  ['counter', ['kind', 'db', 'key', 'tag', 'cum']],
-  ['expire', ['kind', 'db', 'key', 'tag', 'at', 'prev']],
-  ['elements', ['kind', 'db', 'key', 'tag', 'type', 'add', 'rem']],
-  ['flush', ['kind', 'db', 'tag']],
-]);
 
 const has = (m: object, fields: readonly string[]): boolean =>
   fields.every((f) => Object.hasOwn(m, f));

@@ -121,8 +121,8 @@ function writeOp(w: Writer, op: Op): void {
   }
 }
 
-/** The fields of each kind, in the order they are written. */
-const FIELDS: ReadonlyMap<string, readonly string[]> = new Map([
+/** The fields of each kind, in the order they are written (and, in batch-codec, checked). */
+export const FIELDS: ReadonlyMap<string, readonly string[]> = new Map([
   ['value', ['kind', 'db', 'key', 'tag', 'dump', 'pttl', 'ob']],
   ['counter', ['kind', 'db', 'key', 'tag', 'cum']],
   ['expire', ['kind', 'db', 'key', 'tag', 'at', 'prev']],
