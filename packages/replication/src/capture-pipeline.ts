@@ -218,11 +218,8 @@ export class CapturePipeline {
   #seq = 0;
   #skipUntil = -1;
   #mirroredAt = 0;
-  /** The node the full sync in progress comes from, and the keys its snapshot holds. */
-  #snapshotNode: CaptureEndpoint | null = null;
-  #snapshotKeys = new SnapshotKeys();
-  /** Keys of that full sync deleted in the gap (see {@link findGapDeletes}), once known. */
-  #gapDeletes: Array<{ db: number; key: Buffer }> = [];
+  /** The full sync in progress: the node it comes from and the keys its snapshot holds. */
+  #snapshot: { node: CaptureEndpoint; keys: SnapshotKeys } | null = null;
   #flushing: Promise<void> | undefined;
   /** The publish in flight (true once stored; false when the pipeline stopped first). */
   #inflight: Promise<boolean> | undefined;
@@ -417,8 +414,7 @@ export class CapturePipeline {
     const capture = this.#capture!;
     try {
       for await (const ev of capture) {
-        if (ev.type === 'snapshot-end') this.#gapDeletes = await this.#findGapDeletes();
-        this.#take(ev);
+        this.#take(ev, ev.type === 'snapshot-end' ? await this.#findGapDeletes() : []);
         if (this.#pending.length > 0) this.#kick();
         // Bounded memory: wait while a lot is pending.
         while (!this.#stopped && this.#pending.length > 16 * this.#maxOps()) {
@@ -441,13 +437,13 @@ export class CapturePipeline {
    * full sync: those keys then stay in the peers until written or deleted again.
    */
   async #findGapDeletes(): Promise<Array<{ db: number; key: Buffer }>> {
-    const node = this.#snapshotNode;
-    if (node === null) return [];
+    if (this.#snapshot === null) return [];
+    const { node, keys } = this.#snapshot;
     for (let attempt = 1; ; attempt++) {
       const client = primaryClient(node, this.#o.config, 'georep-capture-gap');
       try {
         await client.connect();
-        return await findGapDeletes(client, this.#snapshotKeys, () => this.#stopped);
+        return await findGapDeletes(client, keys, () => this.#stopped);
       } catch (err) {
         if (attempt >= GAP_SEARCH_ATTEMPTS || this.#stopped) {
           this.#log.error(
@@ -463,7 +459,8 @@ export class CapturePipeline {
     }
   }
 
-  #take(ev: CaptureEvent): void {
+  /** `gapDeletes`: with `snapshot-end`, the keys {@link #findGapDeletes} found. */
+  #take(ev: CaptureEvent, gapDeletes: Array<{ db: number; key: Buffer }>): void {
     switch (ev.type) {
       case 'command': {
         const t = this.#translator.feed(ev.db, ev.argv);
@@ -497,8 +494,7 @@ export class CapturePipeline {
         this.#translator.reset();
         this.#gate.newHistory();
         this.stats.recordedOffset = -1;
-        this.#snapshotNode = ev.node;
-        this.#snapshotKeys = new SnapshotKeys();
+        this.#snapshot = { node: ev.node, keys: new SnapshotKeys() };
         this.#log.info({ reason: ev.reason, detail: ev.detail }, 'full sync of the primary');
         return;
       case 'snapshot-keys': {
@@ -506,7 +502,7 @@ export class CapturePipeline {
         const instructions: Instruction[] = [];
         for (const k of ev.keys) {
           if (!isGeorepKey(k.key)) {
-            this.#snapshotKeys.add(k.db, k.key);
+            this.#snapshot?.keys.add(k.db, k.key);
             instructions.push({ kind: 'value', db: k.db, key: k.key, tag: tick() });
           }
         }
@@ -516,16 +512,13 @@ export class CapturePipeline {
       case 'snapshot-end': {
         // Keys deleted while capture could not follow: a value instruction of a missing key
         // records a delete.
-        const deleted = this.#gapDeletes;
-        this.#gapDeletes = [];
-        this.#snapshotNode = null;
-        this.#snapshotKeys = new SnapshotKeys();
-        if (deleted.length > 0) {
-          this.#log.info({ keys: deleted.length }, 'full sync: deletes of keys gone in the gap');
+        this.#snapshot = null;
+        if (gapDeletes.length > 0) {
+          this.#log.info({ keys: gapDeletes.length }, 'full sync: deletes of keys gone in the gap');
           const tick = () => encodeHlc(this.#o.clock.tick());
           this.#pending.push({
             history: this.#gate.history,
-            instructions: deleted.map((k) => ({
+            instructions: gapDeletes.map((k) => ({
               kind: 'value',
               db: k.db,
               key: k.key,
