@@ -35,9 +35,7 @@ import {
   mkdirSync,
   readFileSync,
   readdirSync,
-  renameSync,
   rmSync,
-  writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -58,7 +56,7 @@ import {
   type RegionActivity,
   type StatusReport,
 } from '@georep/core';
-import { regionShards, resyncOf, setResync, type ResyncDoc } from '@georep/group';
+import { regionShards, resyncOf, setResync, writeFileAtomic, type ResyncDoc } from '@georep/group';
 import { parseInfo } from '@georep/redis';
 import {
   FilePositionStore,
@@ -67,6 +65,7 @@ import {
   opsStreamName,
   peerConsumerName,
   primaryClient,
+  type Position,
 } from '@georep/replication';
 import {
   ObjectStoreSnapshotStore,
@@ -355,14 +354,12 @@ export class RegionResync {
           ...(config.snapshots.nativeAdvertiseHost === undefined
             ? {}
             : { advertiseHost: config.snapshots.nativeAdvertiseHost }),
-          onReplicaOf: (master) => {
-            // Whole or not at all: a marker cut short by a crash would be unreadable.
-            writeFileSync(
-              `${marker}.tmp`,
-              JSON.stringify({ node, master, operationId } satisfies LoadMarker),
-            );
-            renameSync(`${marker}.tmp`, marker);
-          },
+          // Whole or not at all: a marker cut short by a crash would be unreadable.
+          onReplicaOf: (master) =>
+            writeFileAtomic(
+              marker,
+              Buffer.from(JSON.stringify({ node, master, operationId } satisfies LoadMarker)),
+            ),
         });
       } finally {
         // importRdbNative made the node a primary again, whatever happened.
@@ -394,9 +391,7 @@ export class RegionResync {
    * there. Not the current offset: application writes made since the promotion (and the outbox
    * delete) lie between the two, and capture must see them.
    */
-  async #restartPosition(
-    target: NodeSample,
-  ): Promise<{ replid: string; offset: number; db: number }> {
+  async #restartPosition(target: NodeSample): Promise<Position> {
     const client = primaryClient(target, this.#ctx.config.redis, 'georep-resync');
     try {
       await client.connect();
@@ -537,9 +532,7 @@ function exportPrefix(region: string, operationId: string): string {
  * partial resync under that id from there replays everything written since. The replication
  * stream of a new primary starts with a SELECT, so the database there is irrelevant (0).
  */
-export function promotionPosition(
-  info: Record<string, string | undefined>,
-): { replid: string; offset: number; db: number } | undefined {
+export function promotionPosition(info: Record<string, string | undefined>): Position | undefined {
   const replid = String(info.master_replid2 ?? '');
   const next = Number(info.second_repl_offset);
   if (!/^[0-9a-f]{40}$/.test(replid) || /^0+$/.test(replid) || !Number.isInteger(next) || next < 1)
