@@ -328,11 +328,6 @@ async function waitLoaded(
 }
 
 /**
- * Best effort: makes the target a primary again after a failure. Retries while it answers
- * `-LOADING` (a load of what was already sent cannot be interrupted), on a fresh connection if
- * the import's one is gone.
- */
-/**
  * Undoes a native import whose process died (see `onReplicaOf`): when `target` still replicates
  * from `master`, it is made a primary again. It keeps the dataset it had, or the file's when the
  * whole transfer had arrived (a replica swaps in a full sync's data only then). Returns whether
@@ -354,19 +349,12 @@ export async function abandonNativeImport(
       Number(info.master_port) !== master.port
     )
       return false;
-    await restorePrimary(client, target.node, target.config);
-    const after = await connectTarget(target.node, target.config);
-    try {
-      const now = parseInfo(String(await after.call('INFO', 'replication'))).replication ?? {};
-      if (now.role !== 'master') {
-        throw new GeorepError(
-          'import.native-not-undone',
-          `${target.node.host}:${target.node.port} still replicates from ${master.host}:${master.port}`,
-          { hint: 'it may still be loading: try again once INFO persistence says loading:0' },
-        );
-      }
-    } finally {
-      after.disconnect();
+    if (!(await restorePrimary(client, target.node, target.config))) {
+      throw new GeorepError(
+        'import.native-not-undone',
+        `${target.node.host}:${target.node.port} still replicates from ${master.host}:${master.port}`,
+        { hint: 'it may still be loading: try again once INFO persistence says loading:0' },
+      );
     }
     return true;
   } finally {
@@ -374,11 +362,16 @@ export async function abandonNativeImport(
   }
 }
 
+/**
+ * Best effort: makes the target a primary again after a failure. Retries while it answers
+ * `-LOADING` (a load of what was already sent cannot be interrupted), on a fresh connection if
+ * the import's one is gone. Returns whether `REPLICAOF NO ONE` went through.
+ */
 async function restorePrimary(
   client: Redis,
   node: { host: string; port: number },
   config: RedisConfig,
-): Promise<void> {
+): Promise<boolean> {
   const deadline = Date.now() + RESTORE_RETRY_MS;
   let conn = client;
   try {
@@ -386,10 +379,10 @@ async function restorePrimary(
       try {
         if (conn.status !== 'ready') conn = await connectTarget(node, config);
         await conn.call('REPLICAOF', 'NO', 'ONE');
-        return;
+        return true;
       } catch (err) {
         const retry = !(err instanceof ReplyError) || /^LOADING\b/.test((err as Error).message);
-        if (!retry || Date.now() > deadline) return;
+        if (!retry || Date.now() > deadline) return false;
         await sleep(200);
       }
     }
