@@ -3,7 +3,7 @@
  * horizon (see docs/replication-internals.md, "Watermarks and garbage collection").
  */
 import type { RedisConfig } from '@georep/core';
-import { parseInfo } from '@georep/redis';
+import { keyspaceDbs, parseInfo } from '@georep/redis';
 import { collectGarbage, primaryClient } from '@georep/replication';
 
 /**
@@ -21,11 +21,7 @@ export async function collectShardGarbage(
   let fieldsDeleted = 0;
   try {
     await client.connect();
-    const keyspace = parseInfo(await client.info('keyspace')).keyspace ?? {};
-    const dbs = Object.keys(keyspace)
-      .map((k) => Number(k.replace(/^db/, '')))
-      .filter((n) => Number.isInteger(n));
-    for (const db of dbs) {
+    for (const db of keyspaceDbs(parseInfo(await client.info('keyspace')))) {
       let cursor = '0';
       do {
         if (options.stopped()) return { metaDeleted, fieldsDeleted };

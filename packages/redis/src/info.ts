@@ -38,6 +38,15 @@ export function parseInfoList(value: string): Record<string, string> {
   return out;
 }
 
+/** The databases INFO `keyspace` lists (those holding keys), in ascending order. */
+export function keyspaceDbs(info: InfoSections): number[] {
+  return Object.keys(info.keyspace ?? {})
+    .map((name) => /^db(\d+)$/.exec(name)?.[1])
+    .filter((d): d is string => d !== undefined)
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
 /** A numeric INFO value; undefined when absent, empty or not a number. */
 export function infoNumber(value: string | undefined): number | undefined {
   if (value === undefined || value === '') return undefined;

@@ -16,7 +16,7 @@
  * pages, so that the agent holds one page of names at a time whatever the size of the dataset.
  */
 import type { Redis } from 'ioredis';
-import { parseInfo } from '@georep/redis';
+import { keyspaceDbs, parseInfo } from '@georep/redis';
 import { META_PREFIX } from './ops.js';
 
 /** Meta keys per SCAN page, and so per script call. */
@@ -94,11 +94,7 @@ export async function findGapDeletes(
   snapshot: SnapshotKeys,
   stopped: () => boolean = () => false,
 ): Promise<Array<{ db: number; key: Buffer }>> {
-  const keyspace = parseInfo(await client.info('keyspace')).keyspace ?? {};
-  const dbs = Object.keys(keyspace)
-    .map((name) => /^db(\d+)$/.exec(name)?.[1])
-    .filter((d): d is string => d !== undefined)
-    .map(Number);
+  const dbs = keyspaceDbs(parseInfo(await client.info('keyspace')));
   const out: Array<{ db: number; key: Buffer }> = [];
   const prefixLength = String(Buffer.byteLength(META_PREFIX));
   for (const db of dbs) {
