@@ -119,9 +119,14 @@ describe('replication of several shards per region', () => {
     expect(text.stdout).toContain(
       'warning: shard s2 of eu-west has no counterpart in ap-south: not replicated between them',
     );
-    const metrics = await (
-      await fetch(`http://127.0.0.1:${g.plan.regions[0]!.agent.httpPort}/metrics`)
-    ).text();
+    // Awaited, not sampled once: an idle mark may be in flight to ap-south at any moment.
+    const metrics = await waitFor(
+      async () =>
+        (await fetch(`http://127.0.0.1:${g.plan.regions[0]!.agent.httpPort}/metrics`)).text(),
+      (m) =>
+        /georep_replication_shard_backlog_messages\{peer="ap-south",shard="s1",[^}]*\} 0/.test(m),
+      { timeoutMs: 15_000, intervalMs: 250, what: "eu-west's s1 backlog for ap-south at 0" },
+    );
     expect(metrics).toMatch(/georep_replication_shard_lag_seconds\{peer="us-east",shard="s2",/);
     expect(metrics).toMatch(
       /georep_replication_shard_backlog_messages\{peer="ap-south",shard="s1",[^}]*\} 0/,
