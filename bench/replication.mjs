@@ -8,7 +8,9 @@
 //      method: client -> server -> notification -> client)
 //   3. maximum replicated writes/s: a pipelined blast of SETs into A until the last one is
 //      visible in B and C (baseline: `redis-benchmark -t set -P 16` against the same A server,
-//      with A's agent running and again with it stopped)
+//      with A's agent running and again with it stopped; and the same benchmark into a primary of
+//      Redis's own replication with two replicas, timed until both have every write: the native
+//      cost of three copies on this machine)
 //   4. agent resident memory, idle and after the load (VmRSS, peak VmHWM)
 // A phase whose writes have not all arrived within its wait leaves a backlog behind; the next
 // phase then runs on a fresh group so that its figures are its own (the old group's logs stay).
@@ -380,36 +382,25 @@ try {
 
   // Baselines on the same A server: with its agent running (it captures the benchmark's SETs of
   // one key meanwhile), then with A's agent stopped (Redis alone).
-  const benchmarkOnce = async () => {
+  const benchmarkOnce = async (node = g.node(A)) => {
     const { stdout } = await execFileAsync(
       findBinary('redis-benchmark'),
-      [
-        '-h',
-        g.node(A).host,
-        '-p',
-        `${g.node(A).port}`,
-        '-t',
-        'set',
-        '-P',
-        '16',
-        '-n',
-        `${BLAST}`,
-        '-q',
-      ],
+      ['-h', node.host, '-p', `${node.port}`, '-t', 'set', '-P', '16', '-n', `${BLAST}`, '-q'],
       { timeout: 120_000 },
     );
     return Number(/SET: ([\d.]+) requests per second/.exec(stdout)?.[1]);
   };
   // One run lasts well under a second, so take the median of three.
-  const benchmark = async () => {
+  const benchmark = async (once = benchmarkOnce) => {
     const runs = [];
-    for (let i = 0; i < BENCHMARK_RUNS; i++) runs.push(await benchmarkOnce());
+    for (let i = 0; i < BENCHMARK_RUNS; i++) runs.push(await once());
     return runs.sort((x, y) => x - y)[Math.floor(runs.length / 2)];
   };
   const withAgent = await benchmark();
   const afterBenchmark = Object.fromEntries(REGIONS.map((r) => [r, procMemory(g.agentPid(r))]));
   await g.group.region(A).agent.stop();
   const withoutAgent = await benchmark();
+  const native = await nativeReplication(benchmarkOnce, benchmark);
   results.throughput = {
     keys: BLAST,
     cpuSeconds: cpu,
@@ -424,6 +415,8 @@ try {
     redisBenchmarkAgentStoppedPerSec: withoutAgent,
     ratio: replicated / withAgent,
     ratioAgentStopped: replicated / withoutAgent,
+    nativeReplicationPerSec: Math.round(native),
+    nativeReplicationRatio: native / withoutAgent,
   };
   console.log(`accepted by ${A}        ${num(BLAST / (acked / 1000))}/s (${secs(acked)})`);
   console.log(
@@ -435,6 +428,11 @@ try {
       `${num(withAgent)}/s with its agent running, ${num(withoutAgent)}/s with it stopped ` +
       `(median of ${BENCHMARK_RUNS})` +
       `   -> ratio ${(replicated / withAgent).toFixed(3)}x / ${(replicated / withoutAgent).toFixed(3)}x (goal >= 0.3x)`,
+  );
+  console.log(
+    `Redis's own replication to 2 replicas (no agents, same machine): ${num(native)}/s until both ` +
+      `replicas hold every write = ${(native / withoutAgent).toFixed(3)}x of the stopped-agent ` +
+      `baseline; georep reaches ${(replicated / native).toFixed(3)}x of it`,
   );
 
   // --- 4. agent memory ------------------------------------------------------------------------
@@ -469,6 +467,52 @@ try {
 } finally {
   await plain?.stop();
   await stopBenchGroup(g);
+}
+
+/**
+ * redis-benchmark's SETs into a primary of Redis's own replication with two replicas (fresh
+ * servers, no agents), counted until both replicas have every write: the cost of making three
+ * copies natively on this machine, the ceiling of any replication that makes three. Median of
+ * {@link BENCHMARK_RUNS}.
+ */
+async function nativeReplication(benchmarkOnce, benchmark) {
+  const nodes = [];
+  const clients = [];
+  try {
+    const primary = await startRedis({ dir: join(root, 'native-primary') });
+    nodes.push(primary);
+    for (const i of [1, 2]) {
+      nodes.push(
+        await startRedis({
+          dir: join(root, `native-replica-${i}`),
+          replicaOf: { host: primary.host, port: primary.port },
+        }),
+      );
+    }
+    const [p, ...replicas] = nodes.map((n) => new Redis(n.port, n.host));
+    clients.push(p, ...replicas);
+    const offset = async (c) =>
+      Number(/master_repl_offset:(\d+)/.exec(await c.info('replication'))?.[1]);
+    const online = async () =>
+      ((await p.info('replication')).match(/state=online/g) ?? []).length === 2;
+    if ((await whenTrue(online, 30_000, 50)) === Infinity)
+      throw new Error('native replicas did not come online');
+    return await benchmark(async () => {
+      const rate = await benchmarkOnce(primary);
+      const sent = performance.now();
+      const target = await offset(p);
+      const caughtUp = await whenTrue(
+        async () => (await Promise.all(replicas.map(offset))).every((o) => o >= target),
+        30_000,
+        1,
+      );
+      // The replicas' catching up after the last reply counts into the run's time.
+      return BLAST / (BLAST / rate + (caughtUp - sent) / 1000);
+    });
+  } finally {
+    for (const c of clients) c.disconnect();
+    await Promise.all(nodes.map((n) => n.stop()));
+  }
 }
 
 /** One paced run at `rate` writes/s; prints and returns its figures. */
