@@ -5,6 +5,7 @@
  * without the region re-sending its whole dataset. An application writing into the region through
  * the resync loses nothing written after the load.
  */
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -100,6 +101,66 @@ describe('link --resync', () => {
     ).catch((err: Error) => {
       throw new Error(`${err.message}: ${diff.slice(0, 5).join('; ')}`);
     });
+  };
+
+  /**
+   * Force-unlinks ap-south (with writes `<tag>-outage` there and `<tag>-during` in eu-west
+   * meanwhile), runs `link --resync` and kills ap-south's agent while its primary loads the group
+   * data, `killAfterMs` into the load; `whileDead` runs before the agent starts again. The resync
+   * must succeed: ap-south a primary again, equal to eu-west, and no export left behind.
+   */
+  const resyncKilledInLoad = async (
+    tag: string,
+    whileDead: () => Promise<void> = async () => undefined,
+    killAfterMs = 0,
+  ) => {
+    const eu = g.client('eu-west');
+    const ap = g.client('ap-south');
+    await forceUnlinkAp(`${tag} time`, async () => {
+      await ap.set(`${tag}-outage`, 'ap write');
+      await eu.set(`${tag}-during`, 'group write');
+    });
+
+    // The load of the group's keys is slowed to about 4 s, whatever their number: the agent is
+    // killed in it (a faster load could end, and the node be promoted, before the kill lands).
+    // A loading server answers clients only every `loading-process-events-interval-bytes` (2 MB
+    // by default, more than this whole file): without a smaller one, the probe's INFO would wait
+    // for the end of the load and report `slave` just before the agent promotes the node.
+    const perKeyUs = Math.max(1000, Math.ceil(4_000_000 / Math.max(1, await eu.dbsize())));
+    const [, interval] = (await ap.config('GET', 'loading-process-events-interval-bytes')) as [
+      string,
+      string,
+    ];
+    await ap.config('SET', 'key-load-delay', String(perKeyUs));
+    await ap.config('SET', 'loading-process-events-interval-bytes', '1024');
+    const probe = ap.duplicate();
+    const role = async () => parseInfo(await probe.info('replication')).replication?.role;
+    try {
+      await resyncKilledWhile(
+        "ap-south's primary loading the group data",
+        async () => {
+          if ((await role()) !== 'slave') return false;
+          await sleep(killAfterMs);
+          return true;
+        },
+        async () => {
+          // Left alone, the primary keeps replicating from the listener that died with the agent.
+          await sleep(1500);
+          expect(await role()).toBe('slave');
+          await whileDead();
+        },
+      );
+    } finally {
+      await ap.config('SET', 'key-load-delay', '0');
+      await ap.config('SET', 'loading-process-events-interval-bytes', interval);
+      probe.disconnect();
+    }
+    expect(parseInfo(await ap.info('replication')).replication?.role).toBe('master');
+    await expectApEqualsEu();
+    expect(await ap.exists(`${tag}-outage`)).toBe(0);
+    expect(await ap.get(`${tag}-during`)).toBe('group write');
+    // Every run exported under names of its own, and none of them is left in eu-west's store.
+    await noExportLeft();
   };
 
   beforeAll(async () => {
@@ -210,51 +271,29 @@ describe('link --resync', () => {
       async () => (await ap.keys('racer:*')).length,
       (n) => n === 0,
     );
-    await forceUnlinkAp('again', async () => {
-      await ap.set('second-outage', 'ap write');
-      await eu.set('second-during', 'group write');
-    });
-
-    // The load of the group's keys is slowed to about 4 s, whatever their number: the agent is
-    // killed in it (a faster load could end, and the node be promoted, before the kill lands).
-    // A loading server answers clients only every `loading-process-events-interval-bytes` (2 MB
-    // by default, more than this whole file): without a smaller one, the probe's INFO would wait
-    // for the end of the load and report `slave` just before the agent promotes the node.
-    const perKeyUs = Math.max(1000, Math.ceil(4_000_000 / Math.max(1, await eu.dbsize())));
-    const [, interval] = (await ap.config('GET', 'loading-process-events-interval-bytes')) as [
-      string,
-      string,
-    ];
-    await ap.config('SET', 'key-load-delay', String(perKeyUs));
-    await ap.config('SET', 'loading-process-events-interval-bytes', '1024');
-    const probe = ap.duplicate();
-    const role = async () => parseInfo(await probe.info('replication')).replication?.role;
-    try {
-      await resyncKilledWhile(
-        "ap-south's primary loading the group data",
-        async () => (await role()) === 'slave',
-        async () => {
-          // Left alone, the primary keeps replicating from the listener that died with the agent.
-          await sleep(1500);
-          expect(await role()).toBe('slave');
-        },
-      );
-    } finally {
-      await ap.config('SET', 'key-load-delay', '0');
-      await ap.config('SET', 'loading-process-events-interval-bytes', interval);
-      probe.disconnect();
-    }
-    expect(parseInfo(await ap.info('replication')).replication?.role).toBe('master');
-    await expectApEqualsEu();
-    expect(await ap.exists('second-outage')).toBe(0);
-    expect(await ap.get('second-during')).toBe('group write');
-    // Every run exported under names of its own, and none of them is left in eu-west's store.
-    await noExportLeft();
+    await resyncKilledInLoad('second');
     await ap.set('after-restart', 'from ap');
     await until(
       'writes from ap-south after the resync',
       () => eu.get('after-restart'),
       (v) => v === 'from ap',
+    );
+  }, 120_000);
+
+  it('resync - an agent without the marker of a load its predecessor left (lost data directory, a second agent taking over) undoes it from the group document', async () => {
+    const agentDir = g.group.plan.regions.find((r) => r.name === 'ap-south')!.agent.dir;
+    await resyncKilledInLoad(
+      'fourth',
+      async () => {
+        // What the killed agent knew of its load is gone with its data directory; only the group
+        // document, which every agent of the group holds, still says which load to undo.
+        const markers = join(agentDir, 'resync');
+        expect(readdirSync(markers).filter((f) => f.endsWith('.loading.json'))).toHaveLength(1);
+        rmSync(markers, { recursive: true, force: true });
+      },
+      // The document's change reaches the other agents within milliseconds; 500 ms leaves it time
+      // to do so before the kill, well inside the 4 s load.
+      500,
     );
   }, 120_000);
 

@@ -19,10 +19,11 @@
  * 4. clears R's watermarks (what it had applied no longer holds) and links R. Its capture and
  *    feeds start; the peers' consumers deliver what S had not applied at the snapshot (applying
  *    twice is a no-op).
- * A failure puts R back in its previous state and fails the operation; it can be repeated. An
- * agent restarted in the middle (killed, host rebooted) first undoes a load its predecessor left
- * running (the primary would otherwise stay a replica of a listener that is gone), then runs the
- * resync again from the start: the diverged snapshot already kept is not taken again, and each
+ * A failure puts R back in its previous state and fails the operation; it can be repeated. The
+ * agent that runs R after one died in the middle (the same one restarted, or a second agent of R
+ * taking over) first undoes a load the dead one left running (the primary would otherwise stay a
+ * replica of a listener that is gone), found by its marker in the data directory or in the
+ * resync's entry of the group document, then runs the resync again from the start: the diverged snapshot already kept is not taken again, and each
  * run exports the source under names of its own.
  *
  * Application writes into R before the load are replaced by it (R is a replica during the load and
@@ -56,7 +57,15 @@ import {
   type RegionActivity,
   type StatusReport,
 } from '@georep/core';
-import { regionShards, resyncOf, setResync, writeFileAtomic, type ResyncDoc } from '@georep/group';
+import {
+  regionShards,
+  resyncOf,
+  setResync,
+  setResyncLoad,
+  writeFileAtomic,
+  type ResyncDoc,
+  type ResyncLoad,
+} from '@georep/group';
 import { parseInfo } from '@georep/redis';
 import {
   FilePositionStore,
@@ -139,43 +148,61 @@ export class RegionResync {
   }
 
   /**
-   * A load marker left by a previous process of this agent means its primary may still replicate
-   * from that process's listener: it is made a primary again. Until that worked (the node may be
-   * down, or still loading), no resync starts: it would find no primary. A marker that cannot be
-   * read, or names a node this agent no longer has, is dropped with a warning.
+   * A load whose agent died leaves its node replicating from that agent's listener: it is made a
+   * primary again. The loads come from the markers in this agent's data directory (left by its
+   * previous process) and from the resync entry of the group document (left by any agent of the
+   * region: this one restarted with its data directory lost, or another one this agent took over
+   * from). Until every undo worked (the node may be down, or still loading), no resync starts: it
+   * would find no primary. A marker that cannot be read, or names a node this agent does not
+   * have, is dropped with a warning.
    */
   async #undoInterruptedLoads(): Promise<void> {
-    const dir = resyncDir(this.#ctx.config);
-    const markers = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(LOADING)) : [];
-    for (const file of markers) {
-      const path = join(dir, file);
-      const marker = readMarker(path);
-      const known = this.#ctx.config.redis.nodes.some(
-        (n) => n.host === marker?.node.host && n.port === marker.node.port,
+    const { config, plane } = this.#ctx;
+    const dir = resyncDir(config);
+    const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(LOADING)) : [];
+    const loads: Array<{ where: string; load: ResyncLoad | null; forget: () => void }> = [
+      ...files.map((file) => {
+        const path = join(dir, file);
+        return { where: path, load: readMarker(path), forget: () => rmSync(path, { force: true }) };
+      }),
+      ...Object.entries(resyncOf(plane.document, config.region)?.loads ?? {}).map(
+        ([shard, load]) => ({
+          where: `group document, shard ${shard}`,
+          load,
+          forget: () => setResyncLoad(plane.document, config.region, shard, null),
+        }),
+      ),
+    ];
+    for (const { where, load, forget } of loads) {
+      const known = config.redis.nodes.some(
+        (n) => n.host === load?.node.host && n.port === load.node.port,
       );
-      if (marker === null || !known) {
+      if (load === null || !known) {
         this.#log.warn(
-          { marker: path, node: marker?.node },
+          { marker: where, node: load?.node },
           'a resync load marker that is unreadable or names a node not in the config was dropped; check that node is a primary',
         );
-        rmSync(path, { force: true });
+        forget();
         continue;
       }
       try {
         const undone = await abandonNativeImport(
-          { node: marker.node, config: this.#ctx.config.redis },
-          marker.master,
+          { node: load.node, config: config.redis },
+          load.master,
         );
         if (undone) {
           this.#log.warn(
-            { node: marker.node, operationId: marker.operationId },
-            'a resync load interrupted by the agent restart was undone; the node is a primary again',
+            { node: load.node, marker: where },
+            'a resync load whose agent died was undone; the node is a primary again',
           );
         }
-        rmSync(path, { force: true });
+        forget();
       } catch (err) {
         // Tried again at the next check; the node answers once it is back.
-        this.#log.warn({ marker: path, err: (err as Error).message }, 'resync load not undone yet');
+        this.#log.warn(
+          { marker: where, err: (err as Error).message },
+          'resync load not undone yet',
+        );
         return;
       }
     }
@@ -354,16 +381,19 @@ export class RegionResync {
           ...(config.snapshots.nativeAdvertiseHost === undefined
             ? {}
             : { advertiseHost: config.snapshots.nativeAdvertiseHost }),
-          // Whole or not at all: a marker cut short by a crash would be unreadable.
-          onReplicaOf: (master) =>
+          onReplicaOf: (master) => {
+            // Whole or not at all: a marker cut short by a crash would be unreadable.
             writeFileAtomic(
               marker,
               Buffer.from(JSON.stringify({ node, master, operationId } satisfies LoadMarker)),
-            ),
+            );
+            setResyncLoad(this.#ctx.plane.document, config.region, shard, { node, master });
+          },
         });
       } finally {
         // importRdbNative made the node a primary again, whatever happened.
         rmSync(marker, { force: true });
+        setResyncLoad(this.#ctx.plane.document, config.region, shard, null);
       }
       const position = await this.#restartPosition(target);
       new FilePositionStore(join(replicationDataDir(config), positionFile(shard))).save(position);
@@ -496,9 +526,7 @@ export class RegionResync {
 const LOADING = '.loading.json';
 
 /** What a load marker records: enough to undo the load after this process died. */
-interface LoadMarker {
-  node: { host: string; port: number };
-  master: { host: string; port: number };
+interface LoadMarker extends ResyncLoad {
   operationId: string;
 }
 

@@ -7,6 +7,7 @@ export type {
   Forced,
   MaintenanceWindow,
   ResyncDoc,
+  ResyncLoad,
 } from './schema.js';
 export { createGenesis, genesisActor, rootActor } from './genesis.js';
 export { GroupDocument, DocumentLoadError } from './group-document.js';
@@ -36,6 +37,7 @@ export {
   setRegionShards,
   resyncOf,
   setResync,
+  setResyncLoad,
   routedTo,
   setRouting,
   writesFenced,

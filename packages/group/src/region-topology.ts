@@ -7,7 +7,7 @@
  */
 import { ConflictError, DEFAULT_SHARD, NotFoundError } from '@georep/core';
 import type { GroupDocument } from './group-document.js';
-import type { MaintenanceWindow, ResyncDoc } from './schema.js';
+import type { MaintenanceWindow, ResyncDoc, ResyncLoad } from './schema.js';
 
 /** Who made a change, for the history. */
 export interface ChangeBy {
@@ -72,7 +72,45 @@ export function setRegionShards(doc: GroupDocument, region: string, shards: stri
 /** The `link --resync` of `region` in progress, if any. */
 export function resyncOf(doc: GroupDocument, region: string): ResyncDoc | null {
   const r = doc.doc.regions[region]?.resync;
-  return r == null ? null : { from: r.from, operationId: r.operationId, previous: r.previous };
+  if (r == null) return null;
+  const out: ResyncDoc = { from: r.from, operationId: r.operationId, previous: r.previous };
+  const loads = Object.entries(r.loads ?? {});
+  if (loads.length > 0) {
+    out.loads = Object.fromEntries(
+      loads.map(([shard, l]) => [
+        shard,
+        {
+          node: { host: String(l.node.host), port: Number(l.node.port) },
+          master: { host: String(l.master.host), port: Number(l.master.port) },
+        },
+      ]),
+    );
+  }
+  return out;
+}
+
+/**
+ * Records that the resync of `region` loads `shard` natively (or, with null, that the load is
+ * over). A no-op when the region has no resync.
+ */
+export function setResyncLoad(
+  doc: GroupDocument,
+  region: string,
+  shard: string,
+  load: ResyncLoad | null,
+): void {
+  const current = doc.doc.regions[region]?.resync;
+  if (current == null || (load === null && current.loads?.[shard] === undefined)) return;
+  doc.change(`${region}: resync load of ${shard} ${load === null ? 'over' : 'started'}`, (d) => {
+    const r = d.regions[region]?.resync;
+    if (r == null) return;
+    if (load !== null) {
+      if (r.loads === undefined) r.loads = {};
+      r.loads[shard] = { node: { ...load.node }, master: { ...load.master } };
+    } else if (r.loads !== undefined) {
+      delete r.loads[shard];
+    }
+  });
 }
 
 /** Sets or clears (null) the `link --resync` of `region`. A no-op for an unknown region. */

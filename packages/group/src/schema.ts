@@ -32,6 +32,19 @@ export interface ResyncDoc {
   operationId: string;
   /** The link state to return to when the resync fails. */
   previous: LinkState;
+  /**
+   * Native loads running, by shard: the node loading and the agent's listener it replicates from.
+   * Kept here as well as in the agent's data directory so that whichever agent of the region runs
+   * the resync next (the same one restarted, or a second one taking over) can undo a load whose
+   * agent died. Absent when none runs.
+   */
+  loads?: Record<string, ResyncLoad>;
+}
+
+/** A native load of a resync: `node` replicates from `master`, the loading agent's listener. */
+export interface ResyncLoad {
+  node: { host: string; port: number };
+  master: { host: string; port: number };
 }
 
 /** A member of the group. */
