@@ -68,8 +68,12 @@ describe('link --resync', () => {
     const run = resyncAp();
     await waitFor(busy, (b) => b, { timeoutMs: 30_000, intervalMs: 20, what });
     await g.group.region('ap-south').agent!.kill();
-    await whileDead();
-    await g.group.restartAgentProcess('ap-south');
+    try {
+      await whileDead();
+    } finally {
+      // Even when a check above failed: a dead agent would fail every later test of the file.
+      await g.group.restartAgentProcess('ap-south');
+    }
     const done = await run;
     expect(done.code, done.stderr).toBe(0);
     expect(JSON.parse(done.stdout)).toMatchObject({
@@ -280,19 +284,20 @@ describe('link --resync', () => {
     );
   }, 120_000);
 
-  it('resync - an agent without the marker of a load its predecessor left (lost data directory, a second agent taking over) undoes it from the group document', async () => {
+  it('resync - an agent without the marker file of a load its predecessor left undoes it from the group document (as a second agent of the region would)', async () => {
     const agentDir = g.group.plan.regions.find((r) => r.name === 'ap-south')!.agent.dir;
     await resyncKilledInLoad(
       'fourth',
       async () => {
-        // What the killed agent knew of its load is gone with its data directory; only the group
-        // document, which every agent of the group holds, still says which load to undo.
+        // The killed agent's marker file is gone, as it is for a second agent of the region (a
+        // data directory of its own): only the group document, which every agent of the group
+        // holds, still says which load to undo.
         const markers = join(agentDir, 'resync');
         expect(readdirSync(markers).filter((f) => f.endsWith('.loading.json'))).toHaveLength(1);
         rmSync(markers, { recursive: true, force: true });
       },
-      // The document's change reaches the other agents within milliseconds; 500 ms leaves it time
-      // to do so before the kill, well inside the 4 s load.
+      // The agent saves the document's change within about 100 ms (and sends it to the other
+      // agents sooner); 500 ms leaves it time to before the kill, well inside the 4 s load.
       500,
     );
   }, 120_000);

@@ -114,21 +114,28 @@ export class RegionResync {
   readonly #log: Logger;
   #running: Promise<void> | null = null;
   #since = 0;
-  /** Whether loads left by a previous agent process were undone, and the undo in progress. */
-  #recovered = false;
+  /** The undo of loads whose agent died, while it runs (see {@link check}). */
   #recovering: Promise<void> | null = null;
+  /** When a load still alive was last logged (once a minute, not at every check). */
+  #aliveLoggedAt = 0;
 
   constructor(ctx: ResyncContext) {
     this.#ctx = ctx;
     this.#log = makeLogger('resync');
   }
 
-  /** Starts the resync of this region when the document asks for one. Called every second. */
+  /**
+   * Starts the resync of this region when the document asks for one. Called every second. While
+   * a load is recorded that no run of this agent's process is doing (left by its previous process
+   * or by another agent of the region), that load is undone first, and no resync starts: it would
+   * find no primary, and the load may still be alive.
+   */
   check(): void {
     const { plane, config } = this.#ctx;
     if (this.#running !== null || this.#recovering !== null) return;
-    if (!this.#recovered) {
-      this.#recovering = this.#undoInterruptedLoads().finally(() => (this.#recovering = null));
+    const left = this.#recordedLoads();
+    if (left.length > 0) {
+      this.#recovering = this.#undoInterruptedLoads(left).finally(() => (this.#recovering = null));
       return;
     }
     const resync = resyncOf(plane.document, config.region);
@@ -148,19 +155,15 @@ export class RegionResync {
   }
 
   /**
-   * A load whose agent died leaves its node replicating from that agent's listener: it is made a
-   * primary again. The loads come from the markers in this agent's data directory (left by its
-   * previous process) and from the resync entry of the group document (left by any agent of the
-   * region: this one restarted with its data directory lost, or another one this agent took over
-   * from). Until every undo worked (the node may be down, or still loading), no resync starts: it
-   * would find no primary. A marker that cannot be read, or names a node this agent does not
-   * have, is dropped with a warning.
+   * The loads recorded by markers in this agent's data directory (left by its previous process)
+   * and in the resync entry of the group document (left by any agent of the region: this one
+   * restarted with its data directory lost, or another one this agent took over from).
    */
-  async #undoInterruptedLoads(): Promise<void> {
+  #recordedLoads(): RecordedLoad[] {
     const { config, plane } = this.#ctx;
     const dir = resyncDir(config);
     const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(LOADING)) : [];
-    const loads: Array<{ where: string; load: ResyncLoad | null; forget: () => void }> = [
+    return [
       ...files.map((file) => {
         const path = join(dir, file);
         return { where: path, load: readMarker(path), forget: () => rmSync(path, { force: true }) };
@@ -173,6 +176,16 @@ export class RegionResync {
         }),
       ),
     ];
+  }
+
+  /**
+   * A load whose agent died leaves its node replicating from that agent's listener: it is made a
+   * primary again, and its markers are dropped. A load that still looks alive (the node receiving
+   * or loading it, or linked to the listener) is left for a later check. A marker that cannot be
+   * read, or names a node this agent does not have, is dropped with a warning.
+   */
+  async #undoInterruptedLoads(loads: RecordedLoad[]): Promise<void> {
+    const { config } = this.#ctx;
     for (const { where, load, forget } of loads) {
       const known = config.redis.nodes.some(
         (n) => n.host === load?.node.host && n.port === load.node.port,
@@ -198,15 +211,18 @@ export class RegionResync {
         }
         forget();
       } catch (err) {
-        // Tried again at the next check; the node answers once it is back.
-        this.#log.warn(
-          { marker: where, err: (err as Error).message },
-          'resync load not undone yet',
-        );
+        // Tried again at the next check: the node answers once it is back, a load ends.
+        const alive = err instanceof GeorepError && err.code === 'import.native-in-progress';
+        if (!alive || Date.now() - this.#aliveLoggedAt > 60_000) {
+          if (alive) this.#aliveLoggedAt = Date.now();
+          this.#log.warn(
+            { marker: where, err: (err as Error).message },
+            'resync load not undone yet; no resync starts until it is',
+          );
+        }
         return;
       }
     }
-    this.#recovered = true;
   }
 
   async #run(resync: ResyncDoc): Promise<void> {
@@ -372,6 +388,11 @@ export class RegionResync {
       await pipeline(Readable.from(store.read(name)), createWriteStream(file));
       const node = { host: target.host, port: target.port };
       const marker = join(dir, `${shard}${LOADING}`);
+      const forget = () => {
+        rmSync(marker, { force: true });
+        setResyncLoad(this.#ctx.plane.document, config.region, shard, null);
+      };
+      let master: ResyncLoad['master'] | undefined;
       let loaded;
       try {
         loaded = await importRdbNative({
@@ -381,20 +402,35 @@ export class RegionResync {
           ...(config.snapshots.nativeAdvertiseHost === undefined
             ? {}
             : { advertiseHost: config.snapshots.nativeAdvertiseHost }),
-          onReplicaOf: (master) => {
+          onReplicaOf: (listener) => {
+            master = listener;
             // Whole or not at all: a marker cut short by a crash would be unreadable.
             writeFileAtomic(
               marker,
-              Buffer.from(JSON.stringify({ node, master, operationId } satisfies LoadMarker)),
+              Buffer.from(
+                JSON.stringify({ node, master: listener, operationId } satisfies LoadMarker),
+              ),
             );
-            setResyncLoad(this.#ctx.plane.document, config.region, shard, { node, master });
+            setResyncLoad(this.#ctx.plane.document, config.region, shard, {
+              node,
+              master: listener,
+            });
           },
         });
-      } finally {
-        // importRdbNative made the node a primary again, whatever happened.
-        rmSync(marker, { force: true });
-        setResyncLoad(this.#ctx.plane.document, config.region, shard, null);
+      } catch (err) {
+        // importRdbNative tries to make the node a primary again; its markers stay until it is
+        // one, for the next check to undo.
+        if (master === undefined) forget();
+        else
+          await abandonNativeImport({ node, config: config.redis }, master).then(forget, () => {
+            this.#log.warn(
+              { shard, node },
+              'the failed load is not undone yet; the next check retries',
+            );
+          });
+        throw err;
       }
+      forget();
       const position = await this.#restartPosition(target);
       new FilePositionStore(join(replicationDataDir(config), positionFile(shard))).save(position);
       this.#log.info(
@@ -524,6 +560,13 @@ export class RegionResync {
 
 /** Suffix of a load marker: `<shard>.loading.json`, kept while a load runs. */
 const LOADING = '.loading.json';
+
+/** A load found recorded, where it was found, and how to drop that record. */
+interface RecordedLoad {
+  where: string;
+  load: ResyncLoad | null;
+  forget: () => void;
+}
 
 /** What a load marker records: enough to undo the load after this process died. */
 interface LoadMarker extends ResyncLoad {

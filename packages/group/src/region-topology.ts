@@ -118,7 +118,9 @@ export function setResync(doc: GroupDocument, region: string, resync: ResyncDoc 
   if (doc.doc.regions[region] === undefined) return;
   doc.change(`${region}: resync ${resync === null ? 'done' : `from ${resync.from}`}`, (d) => {
     const e = d.regions[region];
-    if (e !== undefined) e.resync = resync === null ? null : { ...resync };
+    // The loads map is made with the entry: two agents each making it later would make two
+    // maps, and the merge would keep one of them only.
+    if (e !== undefined) e.resync = resync === null ? null : { loads: {}, ...resync };
   });
 }
 

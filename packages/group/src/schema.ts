@@ -36,7 +36,7 @@ export interface ResyncDoc {
    * Native loads running, by shard: the node loading and the agent's listener it replicates from.
    * Kept here as well as in the agent's data directory so that whichever agent of the region runs
    * the resync next (the same one restarted, or a second one taking over) can undo a load whose
-   * agent died. Absent when none runs.
+   * agent died. Empty (or absent, in entries made by older agents) when none runs.
    */
   loads?: Record<string, ResyncLoad>;
 }

@@ -332,9 +332,14 @@ async function waitLoaded(
  * from `master`, it is made a primary again. It keeps the dataset it had, or the file's when the
  * whole transfer had arrived (a replica swaps in a full sync's data only then). Returns whether
  * the target was restored.
+ *
+ * A load that still looks alive is left alone: the target receiving the transfer, loading it, or
+ * linked to `master` (its importer answers, so it did not die: it may be another process that the
+ * caller lost touch with).
  * @throws ImportUnreachableError, ImportAuthError when the target cannot be reached;
- *   GeorepError `import.native-not-undone` when it still replicates from `master` afterwards
- *   (for example still loading after a minute): try again later.
+ *   GeorepError `import.native-in-progress` when the load still looks alive, and
+ *   `import.native-not-undone` when it still replicates from `master` afterwards: try again
+ *   later.
  */
 export async function abandonNativeImport(
   target: { node: { host: string; port: number }; config: RedisConfig },
@@ -342,13 +347,27 @@ export async function abandonNativeImport(
 ): Promise<boolean> {
   const client = await connectTarget(target.node, target.config);
   try {
-    const info = parseInfo(String(await client.call('INFO', 'replication'))).replication ?? {};
+    const info = parseInfo(String(await client.call('INFO')));
+    const replication = info.replication ?? {};
     if (
-      info.role !== 'slave' ||
-      info.master_host !== master.host ||
-      Number(info.master_port) !== master.port
+      replication.role !== 'slave' ||
+      replication.master_host !== master.host ||
+      Number(replication.master_port) !== master.port
     )
       return false;
+    if (
+      replication.master_link_status === 'up' ||
+      replication.master_sync_in_progress === '1' ||
+      info.persistence?.loading === '1'
+    ) {
+      throw new GeorepError(
+        'import.native-in-progress',
+        `${target.node.host}:${target.node.port} is still ${info.persistence?.loading === '1' ? 'loading' : 'receiving'} the import from ${master.host}:${master.port}`,
+        {
+          hint: 'a load that is alive is not undone: try again once it ended or its importer died',
+        },
+      );
+    }
     if (!(await restorePrimary(client, target.node, target.config))) {
       throw new GeorepError(
         'import.native-not-undone',

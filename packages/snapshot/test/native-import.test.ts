@@ -12,7 +12,13 @@ import {
   type ImportRdbNativeOptions,
   type NativeImportProgress,
 } from '@georep/snapshot';
-import { sharedRdbFixturesDir, startRedis, tempDir, type RedisServer } from '@georep/testkit';
+import {
+  sharedRdbFixturesDir,
+  startRedis,
+  tempDir,
+  waitFor,
+  type RedisServer,
+} from '@georep/testkit';
 import {
   clientOf,
   diffStates,
@@ -148,6 +154,24 @@ describe('importRdbNative', () => {
     await expectUntouched(c);
     // Done twice (a second restart) it finds nothing to undo.
     expect(await abandonNativeImport(target, { host: '127.0.0.2', port: 9 })).toBe(false);
+  });
+
+  it('abandonNativeImport - a target still linked to its master is left alone (its importer is alive)', async () => {
+    const { server, c } = await targetWithJunk();
+    // A live importer's listener answers like the source does here: the link is up.
+    await c.call('REPLICAOF', source.host, String(source.port));
+    await waitFor(
+      async () => String(await c.call('INFO', 'replication')),
+      (text) => text.includes('master_link_status:up'),
+      { timeoutMs: 10_000, what: 'the target linked to the source' },
+    );
+    const target = { node: nodeOf(server), config: redisConfig() };
+    const err = await failure(
+      abandonNativeImport(target, { host: source.host, port: source.port }),
+    );
+    expect(err.code).toBe('import.native-in-progress');
+    expect(String(await c.call('INFO', 'replication'))).toContain('role:slave');
+    await c.call('REPLICAOF', 'NO', 'ONE');
   });
 
   it('importRdbNative - a target that cannot store the transfer fails with stage load and is restored', async () => {
