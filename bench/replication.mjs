@@ -497,7 +497,12 @@ try {
   results.finalLinks = Object.fromEntries(
     [B, C].map((r, i) => [
       r,
-      final[i]?.links.map((l) => ({ peer: l.peer, appliedOps: l.appliedOps, error: l.error })),
+      final[i]?.links.map((l) => ({
+        peer: l.peer,
+        appliedOps: l.appliedOps,
+        appliedBatches: l.appliedBatches,
+        error: l.error,
+      })),
     ]),
   );
   results.groupsStarted = groups;
