@@ -63,7 +63,7 @@ export interface CaptureOptions {
    * its compact wire form, up to its `client-output-buffer-limit replica`. Default 8 MiB: a
    * larger queue only moves the same backlog from Redis's compact form into the agent's heap
    * (64 MiB made the origin agent peak at about 450 MiB in `bench/replication.mjs`, 8 MiB at
-   * about 255 MiB, at the same throughput and CPU).
+   * about 255 MiB, with throughput and CPU within the machine's noise).
    */
   maxQueuedBytes?: number;
   /** Largest argument accepted (the primary's `proto-max-bulk-len`). Default 512 MiB. */
