@@ -414,7 +414,7 @@ try {
   // keys among a million) into A, then one marker SET. Each origin's writes apply in order, so
   // once the marker is in B and C every SET before it is too. Unlike the blast above, the load
   // generator here costs what it costs in the baseline (the blast's ioredis client alone takes
-  // about 5 µs of CPU per write, which caps the blast near 0.24x of the baseline even for a
+  // about 5 µs of CPU per write, which caps the blast near 0.25-0.3x of the baseline even for a
   // replication that cost nothing).
   let markers = 0;
   const benchmarkReplicated = await benchmark(async () => {
