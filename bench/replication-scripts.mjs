@@ -6,6 +6,7 @@
 //     several batches per transaction as the agent does: first for new keys, then for updates of
 //     the same keys (metadata present), then the same batches again (redeliveries: all dropped);
 //     and once through the agent's Applier, whose WATCH of every key costs O(n²) per transaction
+//     (with the receiving server's CPU per op; --batch 128 --per-tx 128 shows smaller transactions)
 //     on Redis 7.0 (512 operations per transaction, as the agent, and 4096 for comparison)
 //   - the wire: encodeBatch/decodeBatch of the recorded batches (MessagePack, in this process)
 // The same figures for a mix of hash fields, set members, counters and expiries follow.
@@ -135,6 +136,13 @@ const applier = new Applier({
   awaitRecorded: () => Promise.resolve(),
 });
 
+/** CPU seconds (user + system) the receiving redis-server has used so far (INFO cpu). */
+async function receiverCpu() {
+  const info = await receiver.info('cpu');
+  const field = (name) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+  return field('used_cpu_user') + field('used_cpu_sys');
+}
+
 /**
  * Applies `batches`, `perTx` operations per transaction at most, one transaction at a time: with
  * the Applier (WATCH of the keys, INFO, MULTI/EVALSHA/EXEC) when `watch`, else the script alone.
@@ -219,12 +227,22 @@ try {
     () => applyAll(batches),
   );
   line('apply.lua, new keys', applyNew, KEYS, baseline);
-  for (const perTx of [512, 4096]) {
+  // The receiver's CPU per op is what a busy receiving region pays: the transactions of a busy
+  // agent overlap, so their round trips cost no server time, only the WATCH and the script do.
+  for (const perTx of [PER_TX, 4096]) {
+    let cpu = NaN;
     const withWatch = await best(
       () => receiver.flushall(),
-      () => applyAll(batches, { perTx, watch: true }),
+      async () => {
+        const before = await receiverCpu();
+        await applyAll(batches, { perTx, watch: true });
+        cpu = (await receiverCpu()) - before;
+      },
     );
     line(`Applier (WATCH + apply), new keys, ${perTx}/tx`, withWatch, KEYS, baseline);
+    console.log(
+      `${''.padEnd(44)}   receiving redis-server CPU: ${us(cpu, KEYS)} µs/op (last round)`,
+    );
   }
   const older = batches;
   const applyDropped = await best(
