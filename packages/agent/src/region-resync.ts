@@ -23,8 +23,9 @@
  * agent that runs R after one died in the middle (the same one restarted, or a second agent of R
  * taking over) first undoes a load the dead one left running (the primary would otherwise stay a
  * replica of a listener that is gone), found by its marker in the data directory or in the
- * resync's entry of the group document, then runs the resync again from the start: the diverged snapshot already kept is not taken again, and each
- * run exports the source under names of its own.
+ * resync's entry of the group document, then runs the resync again from the start: the diverged
+ * snapshot already kept is not taken again, and each run exports the source under names of its
+ * own.
  *
  * Application writes into R before the load are replaced by it (R is a replica during the load and
  * refuses writes); writes after the load are captured and replicated.
