@@ -67,7 +67,8 @@ describe('link --resync', () => {
     cli(['link', 'ap-south', '--resync', '--yes', '--json', '--wait-timeout', '90000']);
   /**
    * Runs `link ap-south --resync`, kills ap-south's agent once `busy` says the resync is at the
-   * step wanted, starts it again, and expects the operation to succeed all the same.
+   * step wanted, starts it again (unless `restart` is false), and expects the operation to succeed
+   * all the same.
    */
   const resyncKilledWhile = async (
     what: string,

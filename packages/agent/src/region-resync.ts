@@ -569,21 +569,24 @@ interface RecordedLoad {
   forget: () => void;
 }
 
-/** What a load marker records: enough to undo the load after this process died. */
+/**
+ * What a load marker file holds: enough to undo the load after this process died, and the
+ * operation it served (for whoever reads the file; the undo needs only the load).
+ */
 interface LoadMarker extends ResyncLoad {
   operationId: string;
 }
 
-function readMarker(path: string): LoadMarker | null {
+function readMarker(path: string): ResyncLoad | null {
   try {
-    const m = JSON.parse(readFileSync(path, 'utf8')) as Partial<LoadMarker>;
+    const m = JSON.parse(readFileSync(path, 'utf8')) as Partial<ResyncLoad>;
     const address = (a: unknown): a is { host: string; port: number } =>
       typeof a === 'object' &&
       a !== null &&
       typeof (a as { host?: unknown }).host === 'string' &&
       Number.isInteger((a as { port?: unknown }).port);
     if (!address(m.node) || !address(m.master)) return null;
-    return { node: m.node, master: m.master, operationId: String(m.operationId ?? '') };
+    return { node: m.node, master: m.master };
   } catch {
     return null;
   }

@@ -372,7 +372,9 @@ export async function abandonNativeImport(
       throw new GeorepError(
         'import.native-not-undone',
         `${target.node.host}:${target.node.port} still replicates from ${master.host}:${master.port}`,
-        { hint: 'it may still be loading: try again once INFO persistence says loading:0' },
+        {
+          hint: 'the node refused REPLICAOF NO ONE or stopped answering: check it, then try again',
+        },
       );
     }
     return true;
