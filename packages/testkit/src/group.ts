@@ -8,23 +8,12 @@ import { request } from 'node:http';
 import { join, resolve } from 'node:path';
 import { TimeoutError, type RegionState } from '@georep/core';
 import { NatsServer, natsJetStreamReady } from './nats-server.js';
+import { DEV_PORTS, MAX_REGIONS } from './dev-ports.js';
 import { getFreePorts } from './ports.js';
 import { ManagedProcess } from './process.js';
 import { RedisServer } from './redis-server.js';
 
-/** Port bases of `georep dev`: region `i` (0-based) uses base + i (Redis: base + 10·i + node). */
-export const DEV_PORTS = {
-  natsClient: 4222,
-  natsCluster: 5222,
-  natsGateway: 7222,
-  natsMonitor: 8222,
-  redis: 7379,
-  agentHttp: 9464,
-  sentinel: 26379,
-} as const;
-
-/** Largest group the dev topology lays out (the product's limit). */
-export const MAX_REGIONS = 16;
+export { DEV_PORTS, MAX_REGIONS };
 
 /** One Redis node in a plan. */
 export interface NodePlan {

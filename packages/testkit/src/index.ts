@@ -1,4 +1,5 @@
 export { getFreePort, getFreePorts } from './ports.js';
+export { isDevPort } from './dev-ports.js';
 export { findBinary } from './binaries.js';
 export { ManagedProcess, ProcessStartError, readLogTail, isAlive } from './process.js';
 export type { ProcessSpec } from './process.js';

@@ -8,6 +8,7 @@
  * is only ever taken by another test that picked the same one.
  */
 import { createServer } from 'node:net';
+import { isDevPort } from './dev-ports.js';
 
 /** The range ports are picked from: registered ports below Linux's ephemeral range. */
 const RANGE_LOW = 20_000;
@@ -47,7 +48,8 @@ export async function getFreePort(host = '127.0.0.1'): Promise<number> {
   const { low, high } = range();
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = low + Math.floor(Math.random() * (high - low + 1));
-    if (await canBind(port, host)) return port;
+    // `georep dev`'s Sentinel ports lie in the range, and its test binds them at any time.
+    if (!isDevPort(port) && (await canBind(port, host))) return port;
   }
   throw new Error(`no free port on ${host} between ${low} and ${high} after 200 tries`);
 }

@@ -6,7 +6,9 @@ import { DependencyMissingError } from '@georep/core';
 import {
   ProcessStartError,
   findBinary,
+  DEV_PORTS,
   getFreePort,
+  isDevPort,
   startNats,
   startRedis,
   tempDir as tmp,
@@ -93,6 +95,16 @@ describe('testkit redis-server', () => {
     } catch {
       throw new Error('nats-server must also be found in /usr/sbin');
     }
+  });
+});
+
+describe('testkit ports', () => {
+  it("ports - free ports for tests leave out georep dev's fixed ports, which its test binds", async () => {
+    expect(isDevPort(DEV_PORTS.sentinel)).toBe(true);
+    expect(isDevPort(DEV_PORTS.sentinel + 15)).toBe(true);
+    expect(isDevPort(DEV_PORTS.sentinel + 16)).toBe(false);
+    expect(isDevPort(DEV_PORTS.redis + 10 * 15 + 2)).toBe(true);
+    for (let i = 0; i < 50; i++) expect(isDevPort(await getFreePort())).toBe(false);
   });
 });
 
